@@ -1,0 +1,365 @@
+"""`clawd-gateway`: argument parsing and output only; the work happens elsewhere.
+
+Exit codes: 0 ok · 1 gateway error/unhealthy · 2 usage · 3 unreachable / not running ·
+4 auth refused · 5 protocol error · 78 configuration error or unsafe configuration refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from .client import GatewayAuthError, GatewayCallError, GatewayError, open_session
+from .config import load_config
+from .errors import ConfigError, UserError
+from .log import setup_logging
+from .settings import GENERATED_TOKEN_FILE, Overrides, resolve_settings
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DOWN = 0, 1, 2, 3
+SUBCOMMANDS = {"run", "health", "status", "config"}
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="PATH", help="config file (default: $OPENCLAW_CONFIG_PATH, "
+                   "~/.openclaw/openclaw.json, ~/.clawdbot/clawdbot.json)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clawd-gateway",
+        description="An OpenClaw-compatible gateway: WebSocket + HTTP on one port, secure by default.",
+    )
+    parser.add_argument("--version", action="version", version=f"clawd-gateway {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the gateway in the foreground (the default command)")
+    _add_config(run)
+    run.add_argument("--port", type=int, help="listen port (default 18789; env OPENCLAW_GATEWAY_PORT)")
+    run.add_argument("--bind", choices=["loopback", "lan", "tailnet", "auto", "custom"],
+                     help="where to listen (default loopback)")
+    run.add_argument("--host", help="address for --bind custom (implies it)")
+    run.add_argument("--auth", choices=["token", "password", "none"], help="auth mode")
+    run.add_argument("--token", help="shared token (prefer env OPENCLAW_GATEWAY_TOKEN: flags show in ps)")
+    run.add_argument("--password", help="shared password (prefer env OPENCLAW_GATEWAY_PASSWORD)")
+    run.add_argument("--tailscale", choices=["off", "serve", "funnel"], help="Tailscale exposure mode")
+    run.add_argument("--reset-on-exit", action="store_true", default=None,
+                     help="undo tailscale serve/funnel on exit")
+    run.add_argument("--tick-interval", type=float, metavar="SECONDS",
+                     help="tick event interval (default 30)")
+    run.add_argument("--log-level", default=os.environ.get("CLAWD_LOG_LEVEL", "info"),
+                     choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-json", action="store_true", help="JSON log lines on stderr")
+
+    health = sub.add_parser("health", help="connect over the protocol and check health")
+    _add_config(health)
+    health.add_argument("--url", help="gateway URL (default ws://127.0.0.1:<configured port>)")
+    cred = health.add_mutually_exclusive_group()
+    cred.add_argument("--token", help="token (default: env OPENCLAW_GATEWAY_TOKEN, then config)")
+    cred.add_argument("--password", help="password (default: env OPENCLAW_GATEWAY_PASSWORD, then config)")
+    health.add_argument("--json", action="store_true", help="machine-readable output")
+    health.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds (default 10)")
+
+    status = sub.add_parser("status", help="is a gateway running here, and who is connected")
+    _add_config(status)
+    scred = status.add_mutually_exclusive_group()
+    scred.add_argument("--token")
+    scred.add_argument("--password")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--timeout", type=float, default=3.0, metavar="S")
+
+    config = sub.add_parser("config", help="configuration tools")
+    csub = config.add_subparsers(dest="config_command", metavar="ACTION")
+    check = csub.add_parser("check", help="validate the config and show effective settings (secrets masked)")
+    _add_config(check)
+    check.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version")):
+        args_list.insert(0, "run")
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "health":
+            return cmd_health(args)
+        if args.command == "status":
+            return cmd_status(args)
+        if args.command == "config":
+            if args.config_command != "check":
+                parser.parse_args(["config", "--help"])
+            return cmd_config_check(args)
+    except UserError as exc:
+        print(f"clawd-gateway: {exc.render()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    parser.print_help()
+    return EXIT_USAGE
+
+
+# --- run -----------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import serve_until_stopped
+
+    overrides = Overrides(
+        config=args.config,
+        port=args.port,
+        bind=args.bind,
+        host=args.host,
+        auth=args.auth,
+        token=args.token,
+        password=args.password,
+        tailscale=args.tailscale,
+        reset_on_exit=args.reset_on_exit,
+        tick_interval_ms=int(args.tick_interval * 1000) if args.tick_interval else None,
+    )
+    settings = resolve_settings(overrides)
+    logger = setup_logging(args.log_level, args.log_json)
+    for warning in settings.config.warnings:
+        logger.warning(warning)
+    return asyncio.run(serve_until_stopped(settings, logger))
+
+
+# --- health --------------------------------------------------------------------------------------
+
+
+def _client_credentials(args: argparse.Namespace, explicit_url: bool) -> tuple[str | None, str | None, str]:
+    """Flags, then env, then (for the local gateway only) config and the generated token."""
+    if args.token:
+        return args.token, None, "--token"
+    if args.password:
+        return None, args.password, "--password"
+    env = os.environ
+    for var in ("OPENCLAW_GATEWAY_TOKEN", "CLAWDBOT_GATEWAY_TOKEN"):
+        if env.get(var):
+            return env[var], None, f"env {var}"
+    for var in ("OPENCLAW_GATEWAY_PASSWORD", "CLAWDBOT_GATEWAY_PASSWORD"):
+        if env.get(var):
+            return None, env[var], f"env {var}"
+    if explicit_url:
+        return None, None, "none"
+    conf = load_config(args.config)
+    mode = conf.get("auth.mode")
+    tok, pw = conf.get("auth.token"), conf.get("auth.password")
+    if pw and (mode == "password" or not tok):
+        return None, pw, "config gateway.auth.password"
+    if tok:
+        return tok, None, "config gateway.auth.token"
+    from . import paths
+
+    gen = paths.state_dir(env) / GENERATED_TOKEN_FILE
+    try:
+        return gen.read_text(encoding="utf-8").strip(), None, f"generated token {gen}"
+    except OSError:
+        return None, None, "none"
+
+
+def _local_url(args: argparse.Namespace) -> str:
+    settings = resolve_settings(Overrides(config=args.config), create_token=False)
+    return f"ws://127.0.0.1:{settings.port}"
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    url = args.url or _local_url(args)
+    token, password, source = _client_credentials(args, explicit_url=bool(args.url))
+    result = asyncio.run(_health(url, token, password, args.timeout))
+    result["credentials"] = source
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_health(result)
+    return int(result.get("exitCode", 0))
+
+
+async def _health(url: str, token: str | None, password: str | None, timeout: float) -> dict[str, Any]:
+    import time
+
+    out: dict[str, Any] = {"url": url}
+    try:
+        session = await open_session(url, token=token, password=password, timeout=timeout)
+    except GatewayError as exc:
+        out.update(ok=False, hop=exc.hop, exitCode=exc.exit_code, message=str(exc))
+        if isinstance(exc, (GatewayAuthError, GatewayCallError)):
+            out["error"] = exc.error.to_json()
+        if not token and not password and isinstance(exc, (GatewayAuthError, GatewayCallError)):
+            out["hint"] = "no token or password was given: pass --token/--password or set OPENCLAW_GATEWAY_TOKEN"
+        return out
+    try:
+        t0 = time.perf_counter()
+        payload = await session.call("health", {}, timeout=timeout)
+        rpc_ms = (time.perf_counter() - t0) * 1000
+    except GatewayError as exc:
+        out.update(ok=False, hop=exc.hop, exitCode=exc.exit_code, message=str(exc))
+        return out
+    finally:
+        await session.close()
+    healthy = isinstance(payload, dict) and payload.get("ok") is True
+    auth = session.hello.get("auth") if isinstance(session.hello.get("auth"), dict) else {}
+    out.update(
+        ok=healthy,
+        exitCode=0 if healthy else 1,
+        protocol=session.protocol,
+        server=session.hello.get("server", {}),
+        handshakeMs=round(session.connect_ms, 2),
+        rpcMs=round(rpc_ms, 2),
+        auth={"role": auth.get("role"), "scopes": auth.get("scopes"), "method": auth.get("method")},
+        health=payload,
+    )
+    if not healthy:
+        out["hop"] = "gateway"
+        out["message"] = "gateway reports not ok"
+    return out
+
+
+def _print_health(r: dict[str, Any]) -> None:
+    if r.get("ok"):
+        h = r["health"]
+        server = r.get("server") or {}
+        print("Gateway Health")
+        print(f"OK ({h.get('durationMs', 0)}ms) · {r['url']} · server {server.get('version', '?')} · "
+              f"protocol {r['protocol']}")
+        scopes = ",".join((r.get("auth") or {}).get("scopes") or []) or "-"
+        print(f"handshake {r['handshakeMs']:.1f} ms · health rpc {r['rpcMs']:.1f} ms · "
+              f"credentials: {r['credentials']} · scopes {scopes}")
+        return
+    print(f"Gateway Health: FAILED at the {r.get('hop', '?')} hop", file=sys.stderr)
+    print(f"  {r.get('message')}", file=sys.stderr)
+    detail = ((r.get("error") or {}).get("details") or {}).get("code")
+    if detail:
+        print(f"  code: {detail}", file=sys.stderr)
+    if r.get("hint"):
+        print(f"  hint: {r['hint']}", file=sys.stderr)
+    print(f"  target: {r['url']} · credentials: {r.get('credentials')}", file=sys.stderr)
+
+
+# --- status --------------------------------------------------------------------------------------
+
+
+def _http_get(url: str, timeout: float) -> tuple[int, Any]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"null")
+        except ValueError:
+            return exc.code, None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = resolve_settings(Overrides(config=args.config), create_token=False)
+    port = settings.port
+    host = "127.0.0.1" if settings.bind.loopback_only or settings.bind.hosts[0] == "0.0.0.0" else settings.bind.hosts[0]
+    hostpart = f"[{host}]" if ":" in host else host
+    report: dict[str, Any] = {"port": port, "url": f"ws://{hostpart}:{port}", "running": False}
+    from .runner import runtime_file
+
+    try:
+        report["runtime"] = json.loads(runtime_file(settings, port).read_text())
+    except (OSError, ValueError):
+        report["runtime"] = None
+    try:
+        code, body = _http_get(f"http://{hostpart}:{port}/readyz", args.timeout)
+        report.update(running=True, ready=code == 200, readyz=body)
+    except (OSError, ValueError) as exc:
+        report["error"] = f"nothing answers on {hostpart}:{port} ({getattr(exc, 'reason', exc)})"
+    if report["running"]:
+        token, password, source = _client_credentials(args, explicit_url=False)
+        report["credentials"] = source
+        try:
+            payload, _ = asyncio.run(_status_call(report["url"], token, password, args.timeout))
+            gw = payload.get("gateway") if isinstance(payload, dict) else None
+            report["gateway"] = gw or {"implementation": "unknown (not clawd-gateway)",
+                                       "runtimeVersion": (payload or {}).get("runtimeVersion")}
+        except GatewayError as exc:
+            report["gatewayError"] = {"hop": exc.hop, "message": str(exc)}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_status(report, settings.auth_mode)
+    return EXIT_OK if report["running"] else EXIT_DOWN
+
+
+async def _status_call(url: str, token: str | None, password: str | None, timeout: float) -> tuple[Any, Any]:
+    from .client import call
+
+    return await call(url, "status", {}, token=token, password=password, timeout=timeout)
+
+
+def _print_status(r: dict[str, Any], auth_mode: str) -> None:
+    if not r["running"]:
+        print(f"Gateway: not running ({r.get('error')})")
+        return
+    gw = r.get("gateway") or {}
+    rt = r.get("runtime") or {}
+    print(f"Gateway: running at {r['url']} ({'ready' if r.get('ready') else 'not ready'})")
+    pid = gw.get("pid") or rt.get("pid")
+    if pid:
+        print(f"  pid {pid} · version {gw.get('version', '?')}")
+    listen = gw.get("listen") or rt.get("listen")
+    if listen:
+        print(f"  bind {gw.get('bind') or rt.get('bind')} ({', '.join(listen)}) · auth {gw.get('authMode') or rt.get('authMode') or auth_mode}")
+    if "clients" in gw:
+        clients = gw["clients"]
+        print(f"  clients: {len(clients)}")
+        for c in clients:
+            print(f"    - {c['clientId']} ({c['mode']}, {c['platform']} {c['version']}) from {c['remote']}")
+    elif r.get("gatewayError"):
+        e = r["gatewayError"]
+        print(f"  clients: unknown ({e['hop']}: {e['message']})")
+
+
+# --- config check --------------------------------------------------------------------------------
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    try:
+        settings = resolve_settings(Overrides(config=args.config), create_token=False)
+    except ConfigError as exc:
+        if args.json:
+            print(json.dumps({"valid": False, "error": str(exc), "file": str(exc.file) if exc.file else None,
+                              "key": exc.key, "fix": exc.fix}, indent=2))
+            return exc.exit_code
+        raise
+    eff = settings.effective()
+    if settings.auth_mode == "token" and settings.token is None:
+        eff["notes"].append(f"no token configured: one will be generated at first start in "
+                            f"{settings.state_dir / GENERATED_TOKEN_FILE}")
+    if args.json:
+        print(json.dumps({"valid": True, "effective": eff}, indent=2))
+        return EXIT_OK
+    print(f"config: {eff['configFile'] or '(none: built-in defaults)'} ({eff['configSource']}) — valid")
+    print(f"  port {eff['port']} ({eff['portSource']}) · bind {eff['bind']} → {', '.join(eff['listen'])}")
+    auth = eff["auth"]
+    secret = auth["password"] if auth["mode"] == "password" else auth["token"]
+    shown = f"{secret['value']} from {secret['source']}" if secret else "not set"
+    print(f"  auth {auth['mode']} · secret {shown}")
+    rl = auth["rateLimit"]
+    print(f"  rate limit {'on' if rl['enabled'] else 'OFF'}: {rl['maxAttempts']} failures / "
+          f"{rl['windowMs'] // 1000}s → lockout {rl['lockoutMs'] // 1000}s")
+    print(f"  tailscale {eff['tailscale']['mode']} · control UI "
+          f"{'on at ' + eff['controlUi']['basePath'] if eff['controlUi']['enabled'] else 'off'}")
+    for w in eff["warnings"]:
+        print(f"  warning: {w}")
+    for n in eff["notes"]:
+        print(f"  note: {n}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

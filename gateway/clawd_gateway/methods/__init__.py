@@ -1,0 +1,23 @@
+"""Method table: name -> handler. Handlers get typed views, never sockets or raw frames."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..presence import ClientRecord
+from . import health, system
+from .context import GatewayView, MethodError
+
+Handler = Callable[[GatewayView, ClientRecord, Any], Any]
+
+METHODS: dict[str, Handler] = {
+    "health": health.handle,
+    "status": system.status,
+    "system-presence": system.system_presence,
+    "gateway.identity.get": system.identity,
+}
+
+EVENTS: tuple[str, ...] = ("connect.challenge", "tick", "presence", "shutdown")
+
+__all__ = ["EVENTS", "METHODS", "GatewayView", "Handler", "MethodError"]

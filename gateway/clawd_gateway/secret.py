@@ -1,0 +1,29 @@
+"""A secret value that refuses to show itself in logs, reprs or tracebacks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Secret:
+    value: str
+    source: str  # e.g. "--token", "config gateway.auth.token", "env OPENCLAW_GATEWAY_TOKEN"
+
+    def __repr__(self) -> str:
+        return f"Secret(<{len(self.value)} chars> from {self.source})"
+
+    __str__ = __repr__
+
+    def masked(self) -> str:
+        if len(self.value) <= 8:
+            return "****"
+        return f"{self.value[:2]}…{self.value[-2:]} ({len(self.value)} chars)"
+
+    def matches(self, candidate: str) -> bool:
+        """Constant-time: hash both sides first so the lengths leak nothing either."""
+        a = hashlib.sha256(self.value.encode("utf-8")).digest()
+        b = hashlib.sha256(candidate.encode("utf-8", errors="surrogatepass")).digest()
+        return hmac.compare_digest(a, b)
