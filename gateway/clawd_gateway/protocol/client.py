@@ -31,7 +31,7 @@ DeviceSigner = Callable[[str, int, dict[str, Any]], dict[str, Any]]
 
 
 def _own_version() -> str:
-    from ... import __version__
+    from .. import __version__
 
     return __version__
 

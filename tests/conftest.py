@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from tests.support.servers import RunningGateway, gateway_in_thread, make_settings  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test may read the developer's real config, tokens or state."""
+    for var in list(os.environ):
+        if var.startswith(("OPENCLAW_", "CLAWDBOT_")):
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CLAWD_STATE_DIR", str(tmp_path / "state"))
+
+
+@pytest.fixture
+def gateway(tmp_path: Path):
+    settings = make_settings(tmp_path, token="s3cret-token-for-tests-0123456789")
+    with gateway_in_thread(settings) as gw:
+        yield gw
+
+
+@pytest.fixture
+def make_gateway(tmp_path: Path):
+    """Start a gateway with custom config/overrides: make_gateway(config_text, **overrides)."""
+    started: list[RunningGateway] = []
+    import contextlib
+
+    stack = contextlib.ExitStack()
+
+    def factory(config_text: str = "{}", env: dict[str, str] | None = None, **overrides):
+        sub = tmp_path / f"gw{len(started)}"
+        sub.mkdir()
+        settings = make_settings(sub, config_text, env, **overrides)
+        gw = stack.enter_context(gateway_in_thread(settings))
+        started.append(gw)
+        return gw
+
+    with stack:
+        yield factory
