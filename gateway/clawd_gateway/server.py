@@ -205,7 +205,7 @@ class Gateway:
     def _process_request(self, connection: ServerConnection, request: HttpRequest) -> HttpResponse | None:
         remote = _remote_ip(connection)
         headers = request.headers
-        if "websocket" in headers.get("Upgrade", "").lower():
+        if any("websocket" in v.lower() for v in headers.get_all("Upgrade")):
             if self.stopping:
                 return _response(503, {"Content-Type": "text/plain"}, b"gateway is shutting down\n")
             if self._preauth[remote] >= MAX_PREAUTH_CONNECTIONS_PER_IP:
@@ -284,9 +284,11 @@ class Gateway:
         machine = conn.machine
         params = req.params
         headers = conn.ws.request.headers if conn.ws.request else Headers()
-        origin = headers.get("Origin")
-        if not origin_allowed(origin, headers.get("Host"), self.settings.allowed_origins,
-                              tuple(self.listening)):
+        origins, hosts = headers.get_all("Origin"), headers.get_all("Host")
+        origin = origins[0] if origins else None
+        if len(origins) > 1 or len(hosts) > 1 or not origin_allowed(
+            origin, hosts[0] if hosts else None, self.settings.allowed_origins, tuple(self.listening)
+        ):
             log(self.logger, logging.WARNING, "origin refused", conn=conn_id, remote=conn.remote, origin=origin)
             return machine.reject(
                 ErrorShape(
