@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from tests.support.servers import RunningGateway, gateway_in_thread, make_settings  # noqa: E402
+from tests.support.servers import RunningGateway, gateway_in_thread, make_settings
 
 
 @pytest.fixture(autouse=True)

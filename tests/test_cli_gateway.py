@@ -22,7 +22,10 @@ def run_cli(args: list[str], tmp_path: Path, env: dict[str, str] | None = None, 
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "clawd_gateway", *args],
-        capture_output=True, text=True, env=full_env, timeout=timeout,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
     )
 
 
@@ -33,13 +36,17 @@ def assert_no_traceback(proc):
 def test_config_check_valid_and_masked(tmp_path):
     cfg = tmp_path / "c.json"
     cfg.write_text('{gateway: {port: 19999, auth: {token: "${GW_TOK}"}}}')
-    proc = run_cli(["config", "check", "--json", "--config", str(cfg)], tmp_path, {"GW_TOK": "very-secret-token-abcdef"})
+    proc = run_cli(
+        ["config", "check", "--json", "--config", str(cfg)], tmp_path, {"GW_TOK": "very-secret-token-abcdef"}
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["valid"] and data["effective"]["port"] == 19999
     assert data["effective"]["auth"]["token"]["source"] == "config gateway.auth.token"
     assert "very-secret-token-abcdef" not in proc.stdout
-    text = run_cli(["config", "check", "--config", str(cfg)], tmp_path, {"GW_TOK": "very-secret-token-abcdef"})
+    text = run_cli(
+        ["config", "check", "--config", str(cfg)], tmp_path, {"GW_TOK": "very-secret-token-abcdef"}
+    )
     assert text.returncode == 0 and "valid" in text.stdout and "very-secret-token-abcdef" not in text.stdout
 
 
@@ -105,8 +112,11 @@ def test_run_health_status_and_sigterm(tmp_path):
         rid = send_req(ws, "connect", connect_params(TOKEN, client_id="openclaw-macos", mode="ui"))
         assert wait_res(ws, rid)["ok"]
 
-        st = run_cli(["status", "--json"], tmp_path,
-                     {"OPENCLAW_GATEWAY_PORT": str(gw.port), "OPENCLAW_GATEWAY_TOKEN": TOKEN})
+        st = run_cli(
+            ["status", "--json"],
+            tmp_path,
+            {"OPENCLAW_GATEWAY_PORT": str(gw.port), "OPENCLAW_GATEWAY_TOKEN": TOKEN},
+        )
         assert st.returncode == 0, st.stderr
         report = json.loads(st.stdout)
         assert report["running"] is True and report["runtime"]["pid"] == gw.proc.pid

@@ -67,12 +67,16 @@ def test_missing_env_var_names_file_key_and_var(tmp_path):
     ("text", "key", "allowed"),
     [
         ('{gateway: {bind: "everywhere"}}', "gateway.bind", "loopback, lan, tailnet, auto, custom"),
-        ('{gateway: {port: 70000}}', "gateway.port", "an integer from 1 to 65535"),
+        ("{gateway: {port: 70000}}", "gateway.port", "an integer from 1 to 65535"),
         ('{gateway: {port: "18789"}}', "gateway.port", "an integer"),
         ('{gateway: {tailscale: {mode: "on"}}}', "gateway.tailscale.mode", "off, serve, funnel"),
-        ('{gateway: {auth: {rateLimit: {maxAttempts: 0}}}}', "gateway.auth.rateLimit.maxAttempts", "from 1"),
-        ('{gateway: {controlUi: {allowedOrigins: "https://x"}}}', "gateway.controlUi.allowedOrigins", "array of strings"),
-        ('{gateway: {auth: []}}', "gateway.auth", "an object"),
+        ("{gateway: {auth: {rateLimit: {maxAttempts: 0}}}}", "gateway.auth.rateLimit.maxAttempts", "from 1"),
+        (
+            '{gateway: {controlUi: {allowedOrigins: "https://x"}}}',
+            "gateway.controlUi.allowedOrigins",
+            "array of strings",
+        ),
+        ("{gateway: {auth: []}}", "gateway.auth", "an object"),
     ],
 )
 def test_bad_values_name_file_key_and_allowed(tmp_path, text, key, allowed):
@@ -84,7 +88,9 @@ def test_bad_values_name_file_key_and_allowed(tmp_path, text, key, allowed):
 
 
 def test_unknown_keys_warn_with_names(tmp_path):
-    loaded = parse_config_text('{gateway: {prot: 1, auth: {tokn: "x"}, tls: {enabled: false}}}', tmp_path / "c", {})
+    loaded = parse_config_text(
+        '{gateway: {prot: 1, auth: {tokn: "x"}, tls: {enabled: false}}}', tmp_path / "c", {}
+    )
     text = " ".join(loaded.warnings)
     assert "gateway.prot" in text and "gateway.auth.tokn" in text
     assert "tls" not in text  # an OpenClaw key we accept quietly
@@ -118,7 +124,9 @@ def test_port_precedence(tmp_path):
     assert settings_for(tmp_path, text).port == 19100
     s = settings_for(tmp_path, text, {"CLAWDBOT_GATEWAY_PORT": "19200"})
     assert (s.port, s.port_source) == (19200, "env CLAWDBOT_GATEWAY_PORT")
-    s = settings_for(tmp_path, text, {"OPENCLAW_GATEWAY_PORT": "127.0.0.1:19300", "CLAWDBOT_GATEWAY_PORT": "1"})
+    s = settings_for(
+        tmp_path, text, {"OPENCLAW_GATEWAY_PORT": "127.0.0.1:19300", "CLAWDBOT_GATEWAY_PORT": "1"}
+    )
     assert s.port == 19300
     assert settings_for(tmp_path, text, {"OPENCLAW_GATEWAY_PORT": "[::1]:19400"}).port == 19400
     assert settings_for(tmp_path, text, {"OPENCLAW_GATEWAY_PORT": "19300"}, port=19500).port == 19500
@@ -155,14 +163,56 @@ def test_generated_token_is_private_and_stable(tmp_path):
     ("text", "ov", "env", "key", "words"),
     [
         ('{gateway: {bind: "lan"}}', {}, {}, "gateway.auth.token", "without auth"),
-        ('{gateway: {bind: "lan", auth: {mode: "password"}}}', {}, {}, "gateway.auth.password", "without auth"),
-        ('{gateway: {bind: "lan", auth: {mode: "none"}}}', {}, {}, "gateway.auth.mode", "only allowed with a loopback"),
+        (
+            '{gateway: {bind: "lan", auth: {mode: "password"}}}',
+            {},
+            {},
+            "gateway.auth.password",
+            "without auth",
+        ),
+        (
+            '{gateway: {bind: "lan", auth: {mode: "none"}}}',
+            {},
+            {},
+            "gateway.auth.mode",
+            "only allowed with a loopback",
+        ),
         ("{}", {"bind": "lan", "auth": "none"}, {}, "gateway.auth.mode", "loopback"),
-        ('{gateway: {bind: "lan", tailscale: {mode: "serve"}}}', {"token": "t0123456789abcdef"}, {}, "gateway.bind", "requires gateway bind=loopback"),
-        ('{gateway: {tailscale: {mode: "funnel"}}}', {"token": "t0123456789abcdef"}, {}, "gateway.auth.mode", "requires gateway auth mode=password"),
-        ('{gateway: {bind: "custom"}}', {"token": "t0123456789abcdef"}, {}, "gateway.customBindHost", "needs an address"),
-        ('{gateway: {bind: "custom", customBindHost: "my.host"}}', {"token": "t0123456789abcdef"}, {}, "gateway.customBindHost", "not an IP"),
-        ('{gateway: {auth: {token: "change-me-to-a-long-random-token"}}}', {}, {}, "gateway.auth.token", "placeholder"),
+        (
+            '{gateway: {bind: "lan", tailscale: {mode: "serve"}}}',
+            {"token": "t0123456789abcdef"},
+            {},
+            "gateway.bind",
+            "requires gateway bind=loopback",
+        ),
+        (
+            '{gateway: {tailscale: {mode: "funnel"}}}',
+            {"token": "t0123456789abcdef"},
+            {},
+            "gateway.auth.mode",
+            "requires gateway auth mode=password",
+        ),
+        (
+            '{gateway: {bind: "custom"}}',
+            {"token": "t0123456789abcdef"},
+            {},
+            "gateway.customBindHost",
+            "needs an address",
+        ),
+        (
+            '{gateway: {bind: "custom", customBindHost: "my.host"}}',
+            {"token": "t0123456789abcdef"},
+            {},
+            "gateway.customBindHost",
+            "not an IP",
+        ),
+        (
+            '{gateway: {auth: {token: "change-me-to-a-long-random-token"}}}',
+            {},
+            {},
+            "gateway.auth.token",
+            "placeholder",
+        ),
         ('{gateway: {auth: {mode: "password"}}}', {}, {}, "gateway.auth.password", "no password"),
     ],
 )
@@ -194,7 +244,10 @@ def test_lan_with_token_and_custom_bind_resolve(tmp_path):
 
 
 def test_control_ui_base_path_normalised(tmp_path):
-    assert settings_for(tmp_path, '{gateway: {controlUi: {basePath: "control/"}}}').control_ui_base_path == "/control"
+    assert (
+        settings_for(tmp_path, '{gateway: {controlUi: {basePath: "control/"}}}').control_ui_base_path
+        == "/control"
+    )
     assert settings_for(tmp_path, '{gateway: {controlUi: {basePath: "/"}}}').control_ui_base_path == ""
     with pytest.raises(ConfigError, match="basePath"):
         settings_for(tmp_path, '{gateway: {controlUi: {basePath: "/a/../b"}}}')

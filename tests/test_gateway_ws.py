@@ -8,9 +8,6 @@ import time
 import uuid
 
 import pytest
-from websockets.exceptions import InvalidStatus
-
-from clawd_gateway.protocol.device import DeviceKey
 from tests.support.servers import wait_until
 from tests.support.wsclient import (
     close_info,
@@ -21,6 +18,9 @@ from tests.support.wsclient import (
     send_req,
     wait_res,
 )
+from websockets.exceptions import InvalidStatus
+
+from clawd_gateway.protocol.device import DeviceKey
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 
@@ -43,8 +43,16 @@ def test_hello_ok_v4_envelope_and_grants(gateway):
         assert set(hello["server"]) == {"version", "connId"}
         assert {"health", "status", "system-presence"} <= set(hello["features"]["methods"])
         assert {"connect.challenge", "tick", "presence", "shutdown"} <= set(hello["features"]["events"])
-        assert hello["policy"] == {"maxPayload": 26214400, "maxBufferedBytes": 52428800, "tickIntervalMs": 30000}
-        assert hello["auth"] == {"method": "token", "role": "operator", "scopes": ["operator.read", "operator.admin"]}
+        assert hello["policy"] == {
+            "maxPayload": 26214400,
+            "maxBufferedBytes": 52428800,
+            "tickIntervalMs": 30000,
+        }
+        assert hello["auth"] == {
+            "method": "token",
+            "role": "operator",
+            "scopes": ["operator.read", "operator.admin"],
+        }
         assert hello["snapshot"]["presence"][0]["mode"] == "gateway"
         assert "deviceToken" not in hello["auth"]
 
@@ -69,12 +77,29 @@ def test_protocol_mismatch_errors_then_1002(gateway):
     [
         ("hello", None),
         (json.dumps([1, 2, 3]), None),
-        (json.dumps({"type": "req", "id": "x1", "method": "health"}), "invalid handshake: first request must be connect"),
-        (json.dumps({"type": "req", "id": "x2", "method": "connect", "params": {}, "extra": 1}),
-         "invalid handshake: invalid request frame: unexpected property 'extra'"),
-        (json.dumps({"type": "req", "id": "x3", "method": "connect", "params": {"minProtocol": 4, "maxProtocol": 4}}),
-         "invalid connect params: client is required"),
-        (json.dumps({"type": "event", "id": "x4", "event": "hi"}), 'invalid handshake: invalid request frame: type must be "req"'),
+        (
+            json.dumps({"type": "req", "id": "x1", "method": "health"}),
+            "invalid handshake: first request must be connect",
+        ),
+        (
+            json.dumps({"type": "req", "id": "x2", "method": "connect", "params": {}, "extra": 1}),
+            "invalid handshake: invalid request frame: unexpected property 'extra'",
+        ),
+        (
+            json.dumps(
+                {
+                    "type": "req",
+                    "id": "x3",
+                    "method": "connect",
+                    "params": {"minProtocol": 4, "maxProtocol": 4},
+                }
+            ),
+            "invalid connect params: client is required",
+        ),
+        (
+            json.dumps({"type": "event", "id": "x4", "event": "hi"}),
+            'invalid handshake: invalid request frame: type must be "req"',
+        ),
     ],
 )
 def test_bad_first_frames_are_refused_with_1008(gateway, frame, reply_message):
@@ -172,7 +197,9 @@ def test_password_mode(make_gateway):
 
 
 def test_failed_auth_lockout_is_bounded(make_gateway):
-    gw = make_gateway("{gateway: {auth: {rateLimit: {maxAttempts: 3, windowMs: 60000, lockoutMs: 800}}}}", token=TOKEN)
+    gw = make_gateway(
+        "{gateway: {auth: {rateLimit: {maxAttempts: 3, windowMs: 60000, lockoutMs: 800}}}}", token=TOKEN
+    )
     details = []
     for _ in range(3):
         ws, _, res = handshake(gw.url, "WRONG")
@@ -185,6 +212,7 @@ def test_failed_auth_lockout_is_bounded(make_gateway):
     assert res["error"]["details"]["code"] == "AUTH_RATE_LIMITED"
     assert res["error"]["message"] == "unauthorized: too many failed authentication attempts (retry later)"
     assert 0 < res["error"]["retryAfterMs"] <= 800
+
     # ...but not forever.
     def right_secret_works() -> bool:
         w, _, r = handshake(gw.url, TOKEN)
@@ -208,8 +236,11 @@ def test_probe_mode_gets_no_scopes(gateway):
         assert res["payload"]["auth"]["scopes"] == []
         st = wait_res(ws, send_req(ws, "status", {}))
         assert st["error"]["code"] == "FORBIDDEN"
-        assert st["error"]["details"] == {"code": "MISSING_SCOPE", "missingScope": "operator.read",
-                                          "requiredScopes": ["operator.read"]}
+        assert st["error"]["details"] == {
+            "code": "MISSING_SCOPE",
+            "missingScope": "operator.read",
+            "requiredScopes": ["operator.read"],
+        }
         assert wait_res(ws, send_req(ws, "health"))["ok"] is True
 
 
@@ -232,8 +263,18 @@ def test_health_status_presence_identity(gateway):
     ws, _, _ = handshake(gateway.url, TOKEN)
     with ws:
         health = wait_res(ws, send_req(ws, "health", {"probe": True}))["payload"]
-        for key in ("ok", "ts", "durationMs", "channels", "channelOrder", "channelLabels",
-                    "heartbeatSeconds", "defaultAgentId", "agents", "sessions"):
+        for key in (
+            "ok",
+            "ts",
+            "durationMs",
+            "channels",
+            "channelOrder",
+            "channelLabels",
+            "heartbeatSeconds",
+            "defaultAgentId",
+            "agents",
+            "sessions",
+        ):
             assert key in health
         assert set(health["sessions"]) >= {"path", "count", "recent"}
         status = wait_res(ws, send_req(ws, "status"))["payload"]
@@ -358,8 +399,12 @@ class TestOrigin:
         ws.close()
 
     def test_duplicate_host_headers_refused(self, gateway):
-        ws, _, res = handshake(gateway.url, TOKEN, origin=f"http://127.0.0.1:{gateway.port}",
-                               additional_headers={"Host": "evil.example"})
+        ws, _, res = handshake(
+            gateway.url,
+            TOKEN,
+            origin=f"http://127.0.0.1:{gateway.port}",
+            additional_headers={"Host": "evil.example"},
+        )
         assert res["error"]["details"]["code"] == "CONTROL_UI_ORIGIN_NOT_ALLOWED"
         ws.close()
 
@@ -389,7 +434,9 @@ def test_preauth_sockets_per_ip_are_bounded(gateway):
             open_ws(gateway.url)
         assert info.value.response.status_code == 503
         # Authenticating one frees a slot.
-        held[0].send(json.dumps({"type": "req", "id": "c", "method": "connect", "params": connect_params(TOKEN)}))
+        held[0].send(
+            json.dumps({"type": "req", "id": "c", "method": "connect", "params": connect_params(TOKEN)})
+        )
         assert recv_json(held[0])["ok"]
         extra = wait_until(lambda: _try_open(gateway.url), timeout=5, what="a free pre-auth slot")
         extra.close()

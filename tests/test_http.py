@@ -19,7 +19,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def fetch(url: str, method: str = "GET", follow: bool = True):
-    opener = _opener if follow else urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    opener = (
+        _opener if follow else urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    )
     req = urllib.request.Request(url, method=method)
     try:
         with opener.open(req, timeout=5) as resp:
@@ -61,7 +63,11 @@ def test_control_ui_root_with_security_headers(gateway):
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert headers["Referrer-Policy"] == "no-referrer" and headers["X-Frame-Options"] == "DENY"
     status, headers, body = fetch(f"http://127.0.0.1:{gateway.port}/app.js")
-    assert status == 200 and headers["Content-Type"].startswith("text/javascript") and b"connect.challenge" in body
+    assert (
+        status == 200
+        and headers["Content-Type"].startswith("text/javascript")
+        and b"connect.challenge" in body
+    )
 
 
 def test_control_ui_base_path(make_gateway):

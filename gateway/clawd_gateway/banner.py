@@ -20,7 +20,10 @@ def banner_lines(settings: Settings, port: int, hosts: list[str]) -> list[str]:
     shown = "127.0.0.1" if primary == "0.0.0.0" else primary
     ws = _url("ws", shown, port)
     lines = [f"{icons[0]}clawd-gateway {__version__} started"]
-    lines.append(f"{icons[1]}WebSocket: {ws}" + (f"  (also {', '.join(_url('ws', h, port) for h in hosts[1:])})" if len(hosts) > 1 else ""))
+    lines.append(
+        f"{icons[1]}WebSocket: {ws}"
+        + (f"  (also {', '.join(_url('ws', h, port) for h in hosts[1:])})" if len(hosts) > 1 else "")
+    )
     base = settings.control_ui_base_path
     ui = f", Control UI: {_url('http', shown, port)}{base}/" if settings.control_ui_enabled else ""
     lines.append(f"{icons[2]}HTTP: {_url('http', shown, port)}/healthz{ui}")
@@ -29,7 +32,10 @@ def banner_lines(settings: Settings, port: int, hosts: list[str]) -> list[str]:
     lines.append(f"{icons[3]}Auth mode: {settings.auth_mode}{source}")
     lines.append(f"{icons[4]}Bind: {settings.bind.mode} ({', '.join(hosts)})")
     if settings.tailscale_mode != "off":
-        lines.append(f"{icons[5]}Tailscale {settings.tailscale_mode}: configured in config; automation is not active in this version")
+        lines.append(
+            f"{icons[5]}Tailscale {settings.tailscale_mode}: set in config; "
+            "serve/funnel automation is not active in this version"
+        )
     if settings.auth_mode == "none":
         lines.append(f"{icons[5]}auth is disabled: any local process can use this gateway")
     for w in settings.config.warnings:

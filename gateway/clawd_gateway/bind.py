@@ -74,7 +74,7 @@ def resolve_bind(mode: str, custom_host: str | None) -> BindPlan:
             raise RefusalError(
                 "bind mode tailnet: this machine has no Tailscale address (100.64.0.0/10)",
                 key="gateway.bind",
-                fix="run `tailscale up` first, or use bind \"loopback\" with tailscale.mode \"serve\"",
+                fix='run `tailscale up` first, or use bind "loopback" with tailscale.mode "serve"',
             )
         return BindPlan(mode, (found[0],))
     if mode == "custom":
@@ -82,7 +82,7 @@ def resolve_bind(mode: str, custom_host: str | None) -> BindPlan:
             raise RefusalError(
                 "bind mode custom needs an address",
                 key="gateway.customBindHost",
-                fix='set gateway.customBindHost to an IP of this machine, or pass --host 192.0.2.10',
+                fix="set gateway.customBindHost to an IP of this machine, or pass --host 192.0.2.10",
             )
         try:
             addr = ipaddress.ip_address(custom_host.strip("[]"))
@@ -96,9 +96,7 @@ def resolve_bind(mode: str, custom_host: str | None) -> BindPlan:
     raise RefusalError(f"unknown bind mode {mode!r}", key="gateway.bind")
 
 
-def check_exposure(
-    plan: BindPlan, auth_mode: str, has_secret: bool, tailscale_mode: str
-) -> None:
+def check_exposure(plan: BindPlan, auth_mode: str, has_secret: bool, tailscale_mode: str) -> None:
     """Refuse configurations that would put an unauthenticated or misrouted gateway on a network."""
     if tailscale_mode in ("serve", "funnel") and not plan.loopback_only:
         raise RefusalError(
@@ -126,8 +124,7 @@ def check_exposure(
     if not has_secret:
         secret_key = "password" if auth_mode == "password" else "token"
         raise RefusalError(
-            f"refusing to bind gateway to {', '.join(plan.hosts)} without auth: "
-            f"no {secret_key} is set",
+            f"refusing to bind gateway to {', '.join(plan.hosts)} without auth: no {secret_key} is set",
             key=f"gateway.auth.{secret_key}",
             fix=f"set OPENCLAW_GATEWAY_{secret_key.upper()} (or gateway.auth.{secret_key}), "
             'or keep gateway.bind "loopback" and use an SSH tunnel or Tailscale Serve',

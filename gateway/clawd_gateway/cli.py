@@ -28,8 +28,12 @@ SUBCOMMANDS = {"run", "health", "status", "config"}
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="PATH", help="config file (default: $OPENCLAW_CONFIG_PATH, "
-                   "~/.openclaw/openclaw.json, ~/.clawdbot/clawdbot.json)")
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $OPENCLAW_CONFIG_PATH, "
+        "~/.openclaw/openclaw.json, ~/.clawdbot/clawdbot.json)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,19 +47,27 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the gateway in the foreground (the default command)")
     _add_config(run)
     run.add_argument("--port", type=int, help="listen port (default 18789; env OPENCLAW_GATEWAY_PORT)")
-    run.add_argument("--bind", choices=["loopback", "lan", "tailnet", "auto", "custom"],
-                     help="where to listen (default loopback)")
+    run.add_argument(
+        "--bind",
+        choices=["loopback", "lan", "tailnet", "auto", "custom"],
+        help="where to listen (default loopback)",
+    )
     run.add_argument("--host", help="address for --bind custom (implies it)")
     run.add_argument("--auth", choices=["token", "password", "none"], help="auth mode")
     run.add_argument("--token", help="shared token (prefer env OPENCLAW_GATEWAY_TOKEN: flags show in ps)")
     run.add_argument("--password", help="shared password (prefer env OPENCLAW_GATEWAY_PASSWORD)")
     run.add_argument("--tailscale", choices=["off", "serve", "funnel"], help="Tailscale exposure mode")
-    run.add_argument("--reset-on-exit", action="store_true", default=None,
-                     help="undo tailscale serve/funnel on exit")
-    run.add_argument("--tick-interval", type=float, metavar="SECONDS",
-                     help="tick event interval (default 30)")
-    run.add_argument("--log-level", default=os.environ.get("CLAWD_LOG_LEVEL", "info"),
-                     choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--reset-on-exit", action="store_true", default=None, help="undo tailscale serve/funnel on exit"
+    )
+    run.add_argument(
+        "--tick-interval", type=float, metavar="SECONDS", help="tick event interval (default 30)"
+    )
+    run.add_argument(
+        "--log-level",
+        default=os.environ.get("CLAWD_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+    )
     run.add_argument("--log-json", action="store_true", help="JSON log lines on stderr")
 
     health = sub.add_parser("health", help="connect over the protocol and check health")
@@ -196,7 +208,9 @@ async def _health(url: str, token: str | None, password: str | None, timeout: fl
         if isinstance(exc, (GatewayAuthError, GatewayCallError)):
             out["error"] = exc.error.to_json()
         if not token and not password and isinstance(exc, (GatewayAuthError, GatewayCallError)):
-            out["hint"] = "no token or password was given: pass --token/--password or set OPENCLAW_GATEWAY_TOKEN"
+            out["hint"] = (
+                "no token or password was given: pass --token/--password or set OPENCLAW_GATEWAY_TOKEN"
+            )
         return out
     try:
         t0 = time.perf_counter()
@@ -230,11 +244,15 @@ def _print_health(r: dict[str, Any]) -> None:
         h = r["health"]
         server = r.get("server") or {}
         print("Gateway Health")
-        print(f"OK ({h.get('durationMs', 0)}ms) · {r['url']} · server {server.get('version', '?')} · "
-              f"protocol {r['protocol']}")
+        print(
+            f"OK ({h.get('durationMs', 0)}ms) · {r['url']} · server {server.get('version', '?')} · "
+            f"protocol {r['protocol']}"
+        )
         scopes = ",".join((r.get("auth") or {}).get("scopes") or []) or "-"
-        print(f"handshake {r['handshakeMs']:.1f} ms · health rpc {r['rpcMs']:.1f} ms · "
-              f"credentials: {r['credentials']} · scopes {scopes}")
+        print(
+            f"handshake {r['handshakeMs']:.1f} ms · health rpc {r['rpcMs']:.1f} ms · "
+            f"credentials: {r['credentials']} · scopes {scopes}"
+        )
         return
     print(f"Gateway Health: FAILED at the {r.get('hop', '?')} hop", file=sys.stderr)
     print(f"  {r.get('message')}", file=sys.stderr)
@@ -264,7 +282,11 @@ def _http_get(url: str, timeout: float) -> tuple[int, Any]:
 def cmd_status(args: argparse.Namespace) -> int:
     settings = resolve_settings(Overrides(config=args.config), create_token=False)
     port = settings.port
-    host = "127.0.0.1" if settings.bind.loopback_only or settings.bind.hosts[0] == "0.0.0.0" else settings.bind.hosts[0]
+    host = (
+        "127.0.0.1"
+        if settings.bind.loopback_only or settings.bind.hosts[0] == "0.0.0.0"
+        else settings.bind.hosts[0]
+    )
     hostpart = f"[{host}]" if ":" in host else host
     report: dict[str, Any] = {"port": port, "url": f"ws://{hostpart}:{port}", "running": False}
     from .runner import runtime_file
@@ -284,8 +306,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         try:
             payload, _ = asyncio.run(_status_call(report["url"], token, password, args.timeout))
             gw = payload.get("gateway") if isinstance(payload, dict) else None
-            report["gateway"] = gw or {"implementation": "unknown (not clawd-gateway)",
-                                       "runtimeVersion": (payload or {}).get("runtimeVersion")}
+            report["gateway"] = gw or {
+                "implementation": "unknown (not clawd-gateway)",
+                "runtimeVersion": (payload or {}).get("runtimeVersion"),
+            }
         except GatewayError as exc:
             report["gatewayError"] = {"hop": exc.hop, "message": str(exc)}
     if args.json:
@@ -313,7 +337,8 @@ def _print_status(r: dict[str, Any], auth_mode: str) -> None:
         print(f"  pid {pid} · version {gw.get('version', '?')}")
     listen = gw.get("listen") or rt.get("listen")
     if listen:
-        print(f"  bind {gw.get('bind') or rt.get('bind')} ({', '.join(listen)}) · auth {gw.get('authMode') or rt.get('authMode') or auth_mode}")
+        mode = gw.get("authMode") or rt.get("authMode") or auth_mode
+        print(f"  bind {gw.get('bind') or rt.get('bind')} ({', '.join(listen)}) · auth {mode}")
     if "clients" in gw:
         clients = gw["clients"]
         print(f"  clients: {len(clients)}")
@@ -332,14 +357,26 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         settings = resolve_settings(Overrides(config=args.config), create_token=False)
     except ConfigError as exc:
         if args.json:
-            print(json.dumps({"valid": False, "error": str(exc), "file": str(exc.file) if exc.file else None,
-                              "key": exc.key, "fix": exc.fix}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "valid": False,
+                        "error": str(exc),
+                        "file": str(exc.file) if exc.file else None,
+                        "key": exc.key,
+                        "fix": exc.fix,
+                    },
+                    indent=2,
+                )
+            )
             return exc.exit_code
         raise
     eff = settings.effective()
     if settings.auth_mode == "token" and settings.token is None:
-        eff["notes"].append(f"no token configured: one will be generated at first start in "
-                            f"{settings.state_dir / GENERATED_TOKEN_FILE}")
+        eff["notes"].append(
+            f"no token configured: one will be generated at first start in "
+            f"{settings.state_dir / GENERATED_TOKEN_FILE}"
+        )
     if args.json:
         print(json.dumps({"valid": True, "effective": eff}, indent=2))
         return EXIT_OK
@@ -350,10 +387,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     shown = f"{secret['value']} from {secret['source']}" if secret else "not set"
     print(f"  auth {auth['mode']} · secret {shown}")
     rl = auth["rateLimit"]
-    print(f"  rate limit {'on' if rl['enabled'] else 'OFF'}: {rl['maxAttempts']} failures / "
-          f"{rl['windowMs'] // 1000}s → lockout {rl['lockoutMs'] // 1000}s")
-    print(f"  tailscale {eff['tailscale']['mode']} · control UI "
-          f"{'on at ' + eff['controlUi']['basePath'] if eff['controlUi']['enabled'] else 'off'}")
+    print(
+        f"  rate limit {'on' if rl['enabled'] else 'OFF'}: {rl['maxAttempts']} failures / "
+        f"{rl['windowMs'] // 1000}s → lockout {rl['lockoutMs'] // 1000}s"
+    )
+    print(
+        f"  tailscale {eff['tailscale']['mode']} · control UI "
+        f"{'on at ' + eff['controlUi']['basePath'] if eff['controlUi']['enabled'] else 'off'}"
+    )
     for w in eff["warnings"]:
         print(f"  warning: {w}")
     for n in eff["notes"]:

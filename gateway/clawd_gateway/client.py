@@ -85,7 +85,9 @@ class Session:
             except asyncio.TimeoutError:
                 continue
             except ConnectionClosed as exc:
-                raise GatewayProtocolError(f"gateway closed the connection during {method}: {_close_text(exc)}") from None
+                raise GatewayProtocolError(
+                    f"gateway closed the connection during {method}: {_close_text(exc)}"
+                ) from None
             for out in self.machine.receive(data):
                 if isinstance(out, proto.ReplyReceived) and out.response.id == req.id:
                     return _result(out.response)
@@ -153,8 +155,10 @@ async def open_session(
             f"{url} answered HTTP {exc.response.status_code} instead of a WebSocket upgrade"
         ) from None
     except (OSError, asyncio.TimeoutError, InvalidHandshake) as exc:
-        reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else (
-            getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        reason = (
+            "timed out"
+            if isinstance(exc, asyncio.TimeoutError)
+            else (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
         )
         raise GatewayUnreachable(f"gateway not reachable at {url} ({reason})") from None
     deadline = time.monotonic() + timeout
@@ -183,7 +187,9 @@ async def open_session(
                     await ws.close()
                     raise GatewayProtocolError(out.message)
     except ConnectionClosed as exc:
-        raise GatewayProtocolError(f"gateway closed the connection during the handshake: {_close_text(exc)}") from None
+        raise GatewayProtocolError(
+            f"gateway closed the connection during the handshake: {_close_text(exc)}"
+        ) from None
     except BaseException:
         await ws.close()
         raise

@@ -32,9 +32,7 @@ Validator = Callable[[Any, str, "Path | None"], Any]
 def _enum(*allowed: str) -> Validator:
     def check(value: Any, key: str, file: Path | None) -> str:
         if value not in allowed:
-            raise ConfigError(
-                f"{value!r} is not allowed (allowed: {', '.join(allowed)})", file=file, key=key
-            )
+            raise ConfigError(f"{value!r} is not allowed (allowed: {', '.join(allowed)})", file=file, key=key)
         return value
 
     return check
@@ -43,9 +41,7 @@ def _enum(*allowed: str) -> Validator:
 def _int_range(lo: int, hi: int) -> Validator:
     def check(value: Any, key: str, file: Path | None) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise ConfigError(
-                f"{value!r} is not allowed (an integer from {lo} to {hi})", file=file, key=key
-            )
+            raise ConfigError(f"{value!r} is not allowed (an integer from {lo} to {hi})", file=file, key=key)
         return value
 
     return check

@@ -85,6 +85,7 @@ class Gateway:
         self._health_version = 1
         self._tick_task: asyncio.Task[None] | None = None
         self._identity: dict[str, str] | None = None
+        self._background: set[asyncio.Future[None]] = set()
         self.ready = False
         self.stopping = False
         self.port: int = settings.port
@@ -130,8 +131,15 @@ class Gateway:
                 self.listening.append(host)
         self._tick_task = asyncio.create_task(self._tick_loop(), name="clawd-tick")
         self.ready = True
-        log(self.logger, logging.INFO, "gateway listening", port=port, hosts=",".join(self.listening),
-            auth=self.settings.auth_mode, bind=self.settings.bind.mode)
+        log(
+            self.logger,
+            logging.INFO,
+            "gateway listening",
+            port=port,
+            hosts=",".join(self.listening),
+            auth=self.settings.auth_mode,
+            bind=self.settings.bind.mode,
+        )
 
     async def _listen(self, host: str, port: int, *, required: bool) -> Server | None:
         attempts = 4 if required and port else 1
@@ -154,8 +162,14 @@ class Gateway:
                     await asyncio.sleep(0.5)
                     continue
                 if not required:
-                    log(self.logger, logging.WARNING, "extra listener skipped", host=host, port=port,
-                        error=exc.strerror or str(exc))
+                    log(
+                        self.logger,
+                        logging.WARNING,
+                        "extra listener skipped",
+                        host=host,
+                        port=port,
+                        error=exc.strerror or str(exc),
+                    )
                     return None
                 if in_use:
                     holders = listeners(port)
@@ -190,9 +204,7 @@ class Gateway:
         self._broadcast(event("shutdown", {"reason": reason}, seq=self._next_seq()))
         for server in self._servers:
             server.close(close_connections=False)
-        closers = [
-            c.ws.close(CLOSE_SERVICE_RESTART, "service restart") for c in list(self._conns.values())
-        ]
+        closers = [c.ws.close(CLOSE_SERVICE_RESTART, "service restart") for c in list(self._conns.values())]
         if closers:
             await asyncio.wait([asyncio.ensure_future(x) for x in closers], timeout=5)
         for server in self._servers:
@@ -228,7 +240,9 @@ class Gateway:
         remote = _remote_ip(ws)
         conn_id = str(uuid.uuid4())
         machine = proto.ServerConnection(nonce=str(uuid.uuid4()), now_ms=_now_ms())
-        conn = _Conn(ws, machine, remote, _direct_local(remote, ws.request.headers if ws.request else Headers()))
+        conn = _Conn(
+            ws, machine, remote, _direct_local(remote, ws.request.headers if ws.request else Headers())
+        )
         self._conns[conn_id] = conn
         self._preauth[remote] += 1
         loop = asyncio.get_running_loop()
@@ -255,8 +269,16 @@ class Gateway:
             self._release_preauth(conn)
             self._conns.pop(conn_id, None)
             if conn.record is not None:
-                log(self.logger, logging.INFO, "client disconnected", conn=conn_id, client=conn.record.client_id,
-                    mode=conn.record.mode, remote=remote, code=ws.close_code)
+                log(
+                    self.logger,
+                    logging.INFO,
+                    "client disconnected",
+                    conn=conn_id,
+                    client=conn.record.client_id,
+                    mode=conn.record.mode,
+                    remote=remote,
+                    code=ws.close_code,
+                )
                 if conn.record.tracked and not self.stopping:
                     self._presence_changed()
 
@@ -272,8 +294,15 @@ class Gateway:
             if isinstance(action, proto.Send):
                 await conn.ws.send(encode(action.frame))
             elif isinstance(action, proto.Close):
-                log(self.logger, logging.INFO, "closing connection", conn=conn_id, remote=conn.remote,
-                    code=action.code, reason=action.reason)
+                log(
+                    self.logger,
+                    logging.INFO,
+                    "closing connection",
+                    conn=conn_id,
+                    remote=conn.remote,
+                    code=action.code,
+                    reason=action.reason,
+                )
                 await conn.ws.close(action.code, action.reason)
             elif isinstance(action, proto.ConnectRequested):
                 await self._perform(conn, conn_id, self._connect(conn, conn_id, action))
@@ -286,16 +315,30 @@ class Gateway:
         headers = conn.ws.request.headers if conn.ws.request else Headers()
         origins, hosts = headers.get_all("Origin"), headers.get_all("Host")
         origin = origins[0] if origins else None
-        if len(origins) > 1 or len(hosts) > 1 or not origin_allowed(
-            origin, hosts[0] if hosts else None, self.settings.allowed_origins, tuple(self.listening)
+        if (
+            len(origins) > 1
+            or len(hosts) > 1
+            or not origin_allowed(
+                origin, hosts[0] if hosts else None, self.settings.allowed_origins, tuple(self.listening)
+            )
         ):
-            log(self.logger, logging.WARNING, "origin refused", conn=conn_id, remote=conn.remote, origin=origin)
+            log(
+                self.logger,
+                logging.WARNING,
+                "origin refused",
+                conn=conn_id,
+                remote=conn.remote,
+                origin=origin,
+            )
             return machine.reject(
                 ErrorShape(
                     ErrorCode.INVALID_REQUEST,
                     "origin not allowed (open the Control UI from the gateway host or allow it in "
                     "gateway.controlUi.allowedOrigins)",
-                    details={"code": DetailCode.CONTROL_UI_ORIGIN_NOT_ALLOWED, "reason": "origin not allowed"},
+                    details={
+                        "code": DetailCode.CONTROL_UI_ORIGIN_NOT_ALLOWED,
+                        "reason": "origin not allowed",
+                    },
                 )
             )
         outcome = self.authenticator.authenticate(
@@ -308,8 +351,16 @@ class Gateway:
         )
         if isinstance(outcome, AuthDenied):
             details = outcome.error.details or {}
-            log(self.logger, logging.WARNING, "connect refused", conn=conn_id, remote=conn.remote,
-                client=params.client.id, mode=params.client.mode, reason=details.get("code", outcome.error.code))
+            log(
+                self.logger,
+                logging.WARNING,
+                "connect refused",
+                conn=conn_id,
+                remote=conn.remote,
+                client=params.client.id,
+                mode=params.client.mode,
+                reason=details.get("code", outcome.error.code),
+            )
             return machine.reject(outcome.error, outcome.close_code)
         record = ClientRecord(
             conn_id=conn_id,
@@ -331,9 +382,18 @@ class Gateway:
         conn.ws.protocol.max_message_size = MAX_PAYLOAD_BYTES
         actions = machine.accept(self._hello(conn_id, record, machine.protocol or 4))
         conn.record = record
-        log(self.logger, logging.INFO, "client connected", conn=conn_id, client=record.client_id,
-            mode=record.mode, remote=conn.remote, protocol=machine.protocol, auth=record.auth_method,
-            scopes=",".join(record.scopes))
+        log(
+            self.logger,
+            logging.INFO,
+            "client connected",
+            conn=conn_id,
+            client=record.client_id,
+            mode=record.mode,
+            remote=conn.remote,
+            protocol=machine.protocol,
+            auth=record.auth_method,
+            scopes=",".join(record.scopes),
+        )
         if record.tracked:
             self._presence_changed()
         return actions
@@ -381,7 +441,9 @@ class Gateway:
                 conn.denials += 1
                 await conn.ws.send(encode(res_error(req.id, denied)))
                 if conn.denials > MAX_CONSECUTIVE_DENIALS:
-                    await self._perform(conn, conn_id, conn.machine.close(CLOSE_POLICY, "repeated unauthorized calls"))
+                    await self._perform(
+                        conn, conn_id, conn.machine.close(CLOSE_POLICY, "repeated unauthorized calls")
+                    )
                 return
             conn.denials = 0
             try:
@@ -390,7 +452,9 @@ class Gateway:
                 frame = res_error(req.id, exc.error)
             except Exception:
                 self.logger.exception("method %s failed", req.method)
-                frame = res_error(req.id, ErrorShape(ErrorCode.UNAVAILABLE, f"{req.method} failed: internal error"))
+                frame = res_error(
+                    req.id, ErrorShape(ErrorCode.UNAVAILABLE, f"{req.method} failed: internal error")
+                )
         await conn.ws.send(encode(frame))
 
     # -- broadcasts ----------------------------------------------------------------------------
@@ -402,8 +466,12 @@ class Gateway:
     def _presence_changed(self) -> None:
         self._presence_version += 1
         self._broadcast(
-            event("presence", {"presence": self.presence()}, seq=self._next_seq(),
-                  state_version=self.state_version())
+            event(
+                "presence",
+                {"presence": self.presence()},
+                seq=self._next_seq(),
+                state_version=self.state_version(),
+            )
         )
 
     def _broadcast(self, frame: dict[str, Any]) -> None:
@@ -414,7 +482,9 @@ class Gateway:
             transport = conn.ws.transport
             if transport is not None and transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:
                 conn.machine.close(CLOSE_POLICY, "slow consumer")
-                asyncio.ensure_future(conn.ws.close(CLOSE_POLICY, "slow consumer"))
+                task = asyncio.ensure_future(conn.ws.close(CLOSE_POLICY, "slow consumer"))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
                 continue
             targets.append(conn.ws)
         if targets:

@@ -22,7 +22,7 @@ from .protocol.constants import DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_PORT, DEFA
 from .secret import Secret
 
 PLACEHOLDER_SECRETS = {"change-me-to-a-long-random-token", "change-me-to-a-strong-password"}
-GENERATED_TOKEN_FILE = "gateway.token"
+GENERATED_TOKEN_FILE = "gateway.token"  # noqa: S105 - a file name, not a secret
 
 
 @dataclass(frozen=True)
@@ -123,9 +123,7 @@ def parse_port_env(value: str, var: str) -> int:
     elif ":" in text:
         text = text.rsplit(":", 1)[1]
     if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise ConfigError(
-            f"{value!r} is not a valid port (1-65535, or host:port)", key=f"env {var}"
-        )
+        raise ConfigError(f"{value!r} is not a valid port (1-65535, or host:port)", key=f"env {var}")
     return int(text)
 
 
@@ -136,7 +134,8 @@ def normalize_base_path(raw: str) -> str:
         return ""
     if any(c in text for c in "?#\\") or ".." in text.split("/"):
         raise ConfigError(
-            f"{raw!r} is not a usable URL path", key="gateway.controlUi.basePath",
+            f"{raw!r} is not a usable URL path",
+            key="gateway.controlUi.basePath",
             fix='use something like "/control"',
         )
     return "/" + text.strip("/")
@@ -290,7 +289,9 @@ def resolve_settings(
     handshake_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS
     if hs_env:
         if not hs_env.isdigit() or int(hs_env) < 100:
-            raise ConfigError(f"{hs_env!r} is not a timeout in ms (>= 100)", key="env OPENCLAW_HANDSHAKE_TIMEOUT_MS")
+            raise ConfigError(
+                f"{hs_env!r} is not a timeout in ms (>= 100)", key="env OPENCLAW_HANDSHAKE_TIMEOUT_MS"
+            )
         handshake_ms = int(hs_env)
 
     tick = ov.tick_interval_ms or DEFAULT_TICK_INTERVAL_MS

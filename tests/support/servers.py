@@ -134,13 +134,23 @@ class GatewayProcess:
 
 @contextlib.contextmanager
 def gateway_process(
-    tmp_path: Path, args: list[str] | None = None, env: dict[str, str] | None = None, token: str | None = "test-token-0123456789abcdef"
+    tmp_path: Path,
+    args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    token: str | None = "test-token-0123456789abcdef",
 ) -> Iterator[GatewayProcess]:
     """`clawd-gateway run` as a real process; waits for its readiness line, stops it with SIGTERM."""
     port = free_port()
     full_env = dict(os.environ)
-    full_env.update({"HOME": str(tmp_path), "CLAWD_STATE_DIR": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"})
-    for var in ("OPENCLAW_GATEWAY_TOKEN", "OPENCLAW_GATEWAY_PASSWORD", "OPENCLAW_CONFIG_PATH", "OPENCLAW_GATEWAY_PORT"):
+    full_env.update(
+        {"HOME": str(tmp_path), "CLAWD_STATE_DIR": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
+    )
+    for var in (
+        "OPENCLAW_GATEWAY_TOKEN",
+        "OPENCLAW_GATEWAY_PASSWORD",
+        "OPENCLAW_CONFIG_PATH",
+        "OPENCLAW_GATEWAY_PORT",
+    ):
         full_env.pop(var, None)
     if token:
         full_env["OPENCLAW_GATEWAY_TOKEN"] = token

@@ -37,8 +37,13 @@ def connect_params(
     params: dict[str, Any] = {
         "minProtocol": min_protocol,
         "maxProtocol": max_protocol,
-        "client": {"id": client_id, "version": "test", "platform": "linux", "mode": mode,
-                   "instanceId": str(uuid.uuid4())},
+        "client": {
+            "id": client_id,
+            "version": "test",
+            "platform": "linux",
+            "mode": mode,
+            "instanceId": str(uuid.uuid4()),
+        },
         "caps": [],
         "role": role,
         "scopes": scopes if scopes is not None else ["operator.read"],
@@ -71,7 +76,9 @@ def wait_res(ws: ClientConnection, rid: str, timeout: float = 5.0) -> dict[str, 
             return frame
 
 
-def handshake(url: str, token: str | None, **kwargs: Any) -> tuple[ClientConnection, dict[str, Any], dict[str, Any]]:
+def handshake(
+    url: str, token: str | None, **kwargs: Any
+) -> tuple[ClientConnection, dict[str, Any], dict[str, Any]]:
     """Open, read the challenge, connect; returns (ws, challenge, connect response)."""
     ws_kwargs = {k: kwargs.pop(k) for k in ("origin", "additional_headers", "sock") if k in kwargs}
     ws = open_ws(url, **ws_kwargs)

@@ -31,6 +31,7 @@ CLOSE_TOO_BIG: Final = 1009
 CLOSE_SERVICE_RESTART: Final = 1012
 CLOSE_AUTH_CHANGED: Final = 4001
 
+
 # error.code values (the coarse class); the fine reason goes in error.details.code.
 class ErrorCode:
     """Top-level `error.code` strings."""

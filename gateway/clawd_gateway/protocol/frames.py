@@ -112,7 +112,7 @@ def parse_request(obj: Any) -> Request:
         raise FrameError("invalid request frame: expected a JSON object")
     rid = _req_id_of(obj)
     if obj.get("type") != "req":
-        raise FrameError("invalid request frame: type must be \"req\"", rid)
+        raise FrameError('invalid request frame: type must be "req"', rid)
     if rid is None:
         raise FrameError("invalid request frame: id must be a non-empty string")
     method = obj.get("method")
@@ -120,9 +120,7 @@ def parse_request(obj: Any) -> Request:
         raise FrameError("invalid request frame: method must be a non-empty string", rid)
     extra = set(obj) - {"type", "id", "method", "params"}
     if extra:
-        raise FrameError(
-            f"invalid request frame: unexpected property {sorted(extra)[0]!r}", rid
-        )
+        raise FrameError(f"invalid request frame: unexpected property {sorted(extra)[0]!r}", rid)
     return Request(id=rid, method=method, params=obj.get("params"))
 
 
