@@ -133,7 +133,7 @@ def test_run_health_status_and_sigterm(tmp_path):
         assert any(e.get("event") == "shutdown" for e in events)
         assert code == 1012
         assert gw.proc.wait(15) == 0
-        _, err = gw.proc.communicate(timeout=5)
+        err = gw.stderr_text()
         assert TOKEN not in err and "WRONG-TOKEN-VALUE" not in err
         assert "connect refused" in err and "AUTH_TOKEN_MISMATCH" in err
 

@@ -11,7 +11,10 @@ def test_demo_once_checks_end_to_end(tmp_path):
     env = dict(os.environ, HOME=str(tmp_path))
     proc = subprocess.run(
         [sys.executable, "-m", "clawd_client", "demo", "--once", "--port", "0"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert "[ok ] handshake" in proc.stdout and "[ok ] health" in proc.stdout

@@ -17,7 +17,8 @@ from . import __version__
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="clawd", description="Keep a connection to a remote OpenClaw gateway alive, and say which hop is broken."
+        prog="clawd",
+        description="Keep a connection to a remote OpenClaw gateway alive, and say which hop is broken.",
     )
     parser.add_argument("--version", action="version", version=f"clawd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

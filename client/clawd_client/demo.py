@@ -94,7 +94,11 @@ async def _run_demo(once: bool, port: int | None, out: Any, state: Path) -> int:
     await gateway.start()
     url = f"ws://127.0.0.1:{gateway.port}"
     print(f"clawd demo: gateway up at {url} in {(time.perf_counter() - t0) * 1000:.0f} ms", file=out)
-    print(f"  bind {settings.bind.mode} ({', '.join(gateway.listening)}) · auth token (fresh for this run, never written or printed)", file=out)
+    print(
+        f"  bind {settings.bind.mode} ({', '.join(gateway.listening)}) · "
+        "auth token (fresh for this run, never written or printed)",
+        file=out,
+    )
     try:
         steps = await check_gateway(url, token)
         for s in steps:

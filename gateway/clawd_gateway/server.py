@@ -30,6 +30,7 @@ from .errors import UserError
 from .http import RouteContext, origin_allowed, route
 from .identity import load_or_create_identity
 from .log import log
+from .loopmon import LoopMonitor
 from .methods import EVENTS, METHODS, MethodError
 from .ports import listeners
 from .presence import ClientRecord, self_entry
@@ -86,6 +87,7 @@ class Gateway:
         self._tick_task: asyncio.Task[None] | None = None
         self._identity: dict[str, str] | None = None
         self._background: set[asyncio.Future[None]] = set()
+        self._loopmon = LoopMonitor()
         self.ready = False
         self.stopping = False
         self.port: int = settings.port
@@ -107,6 +109,9 @@ class Gateway:
 
     def state_version(self) -> dict[str, int]:
         return {"presence": self._presence_version, "health": self._health_version}
+
+    def event_loop(self) -> dict[str, Any]:
+        return self._loopmon.summary()
 
     def identity(self) -> dict[str, str]:
         if self._identity is None:
@@ -130,6 +135,7 @@ class Gateway:
                 self._servers.append(srv)
                 self.listening.append(host)
         self._tick_task = asyncio.create_task(self._tick_loop(), name="clawd-tick")
+        self._loopmon.start()
         self.ready = True
         log(
             self.logger,
@@ -201,6 +207,7 @@ class Gateway:
             self._tick_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tick_task
+        await self._loopmon.stop()
         self._broadcast(event("shutdown", {"reason": reason}, seq=self._next_seq()))
         for server in self._servers:
             server.close(close_connections=False)

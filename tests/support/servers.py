@@ -40,7 +40,8 @@ def require(condition: bool, reason: str) -> None:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        port: int = s.getsockname()[1]
+        return port
 
 
 def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.01, what: str = "condition") -> Any:
@@ -126,6 +127,14 @@ class GatewayProcess:
     port: int
     token: str | None
     stdout_lines: list[str]
+    stderr_lines: list[str]
+    stderr_thread: threading.Thread
+
+    def stderr_text(self, timeout: float = 10.0) -> str:
+        """All of stderr, once the process has exited and the pipe is drained."""
+        self.proc.wait(timeout)
+        self.stderr_thread.join(timeout)
+        return "".join(self.stderr_lines)
 
     @property
     def url(self) -> str:
@@ -158,7 +167,14 @@ def gateway_process(
     cmd = [sys.executable, "-m", "clawd_gateway", "run", "--port", str(port), *(args or [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
     lines: list[str] = []
+    err_lines: list[str] = []
     ready = threading.Event()
+
+    def drain_stderr() -> None:
+        # Always read stderr: a full pipe would block the gateway's logging, and so the gateway.
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            err_lines.append(line)
 
     def pump() -> None:
         assert proc.stdout is not None
@@ -168,12 +184,15 @@ def gateway_process(
                 ready.set()
 
     threading.Thread(target=pump, daemon=True).start()
+    err_thread = threading.Thread(target=drain_stderr, daemon=True)
+    err_thread.start()
     try:
         if not ready.wait(20):
             proc.kill()
-            _, err = proc.communicate(timeout=5)
-            raise AssertionError(f"clawd-gateway did not start: {''.join(lines)}{err}")
-        yield GatewayProcess(proc, port, token, lines)
+            proc.wait(5)
+            err_thread.join(5)
+            raise AssertionError(f"clawd-gateway did not start: {''.join(lines)}{''.join(err_lines)}")
+        yield GatewayProcess(proc, port, token, lines, err_lines, err_thread)
     finally:
         if proc.poll() is None:
             proc.terminate()

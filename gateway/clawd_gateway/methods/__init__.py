@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..presence import ClientRecord
-from . import health, system
+from . import health, nodes, system
 from .context import GatewayView, MethodError
 
 Handler = Callable[[GatewayView, ClientRecord, Any], Any]
@@ -16,6 +16,9 @@ METHODS: dict[str, Handler] = {
     "status": system.status,
     "system-presence": system.system_presence,
     "gateway.identity.get": system.identity,
+    "node.pair.list": nodes.pair_list,
+    "node.list": nodes.node_list,
+    "channels.status": nodes.channels_status,
 }
 
 EVENTS: tuple[str, ...] = ("connect.challenge", "tick", "presence", "shutdown")

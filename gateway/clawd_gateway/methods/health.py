@@ -35,6 +35,7 @@ def health_summary(gw: GatewayView) -> dict[str, Any]:
             }
         ],
         "sessions": sessions,
+        "eventLoop": gw.event_loop(),
         "gateway": {
             "implementation": "clawd-gateway",
             "version": __version__,

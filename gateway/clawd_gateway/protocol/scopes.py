@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from .constants import ROLE_NODE, ROLE_OPERATOR, SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE, DetailCode
+from .constants import (
+    ROLE_NODE,
+    ROLE_OPERATOR,
+    SCOPE_ADMIN,
+    SCOPE_PAIRING,
+    SCOPE_READ,
+    SCOPE_WRITE,
+    DetailCode,
+)
 from .frames import ErrorShape
 
 # None: any authenticated connection (health is exempt from role and scope checks).
@@ -11,6 +19,9 @@ METHOD_SCOPES: dict[str, str | None] = {
     "status": SCOPE_READ,
     "system-presence": SCOPE_READ,
     "gateway.identity.get": SCOPE_READ,
+    "node.list": SCOPE_READ,
+    "node.pair.list": SCOPE_PAIRING,
+    "channels.status": SCOPE_READ,
 }
 NODE_METHODS: frozenset[str] = frozenset()
 

@@ -1,0 +1,1 @@
+"""The tunnel engine: a pure supervisor state machine and the thin asyncio runner around it."""
