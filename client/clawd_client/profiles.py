@@ -1,0 +1,204 @@
+"""Named gateway connections, stored as JSON under the user config dir (atomic, 0600).
+
+Secrets never live here: they are in the OS keyring (see secrets.py), keyed by profile name.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from clawd_gateway.errors import ConfigError, UserError
+from clawd_gateway.paths import atomic_write
+from clawd_gateway.protocol.constants import DEFAULT_PORT
+
+from .paths import config_dir
+
+METHODS = ("ssh", "tailscale", "direct")
+AUTH_MODES = ("token", "password")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+PROFILES_FILE = "profiles.json"
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    host: str  # hostname, IP, or a ~/.ssh/config Host alias
+    user: str | None = None
+    port: int | None = None  # None: from ~/.ssh/config, else 22
+    identity: str | None = None  # private key file; None: agent + default keys
+    jump: str | None = None  # ProxyJump-style [user@]host[:port]
+    known_hosts: str | None = None  # None: ~/.ssh/known_hosts
+
+    def display(self) -> str:
+        text = f"{self.user}@{self.host}" if self.user else self.host
+        return f"{text}:{self.port}" if self.port else text
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    method: str = "ssh"
+    ssh: SshTarget | None = None
+    remote_host: str = "127.0.0.1"
+    remote_port: int = DEFAULT_PORT
+    local_port: int = DEFAULT_PORT
+    auth: str = "token"
+    url: str | None = None  # for the direct/tailscale methods (later)
+    keepalive_interval: float = 1.0  # seconds; with keepalive_count, a dead link shows in ~4 s
+    keepalive_count: int = 3
+    probe_interval: float = 15.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def local_url(self) -> str:
+        return f"ws://127.0.0.1:{self.local_port}"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if not data["extra"]:
+            del data["extra"]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any, source: Path | None = None) -> Profile:
+        where = f"{source}: " if source else ""
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise ConfigError(f"{where}a profile entry is not an object with a name")
+        name = data["name"]
+        try:
+            ssh_data = data.get("ssh")
+            ssh = SshTarget(**ssh_data) if isinstance(ssh_data, dict) else None
+            known = {f for f in cls.__dataclass_fields__ if f != "ssh"}
+            kwargs = {k: v for k, v in data.items() if k in known}
+            profile = cls(ssh=ssh, **kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"{where}profile {name!r}: {exc}") from None
+        return validate(profile)
+
+
+def validate(p: Profile) -> Profile:
+    key = f"profile {p.name!r}"
+    if not _NAME.match(p.name):
+        raise ConfigError(
+            f"{p.name!r} is not a valid profile name (letters, digits, . _ -; up to 64)", key="name"
+        )
+    if p.method not in METHODS:
+        raise ConfigError(f"{key}: method {p.method!r} is not one of {', '.join(METHODS)}", key="method")
+    if p.auth not in AUTH_MODES:
+        raise ConfigError(f"{key}: auth {p.auth!r} is not one of {', '.join(AUTH_MODES)}", key="auth")
+    for attr in ("remote_port", "local_port"):
+        value = getattr(p, attr)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            raise ConfigError(f"{key}: {attr} {value!r} is not a port (1-65535)", key=attr)
+    if p.method == "ssh":
+        if p.ssh is None or not p.ssh.host:
+            raise ConfigError(f"{key}: method ssh needs an SSH target", key="ssh", fix="--ssh user@host")
+        if p.ssh.port is not None and not 1 <= p.ssh.port <= 65535:
+            raise ConfigError(f"{key}: ssh port {p.ssh.port!r} is not a port", key="ssh.port")
+        if any(c.isspace() for c in p.ssh.host) or p.ssh.host.startswith("-"):
+            raise ConfigError(f"{key}: ssh host {p.ssh.host!r} is not a host name", key="ssh.host")
+    if p.keepalive_interval <= 0 or p.keepalive_count < 1:
+        raise ConfigError(f"{key}: keepalive must be > 0", key="keepalive_interval")
+    return p
+
+
+def parse_ssh_target(text: str) -> SshTarget:
+    """`[user@]host[:port]`, IPv6 as `[::1]:22`; rejects what OpenSSH would read as an option."""
+    raw = text.strip()
+    if raw.startswith("ssh "):
+        raw = raw[4:].strip()
+    if not raw or raw.startswith("-") or any(c.isspace() or ord(c) < 32 for c in raw):
+        raise ConfigError(f"{text!r} is not an SSH target", key="--ssh", fix="use [user@]host[:port]")
+    user = None
+    if "@" in raw:
+        user, raw = raw.rsplit("@", 1)
+    port: int | None = None
+    if raw.startswith("["):
+        host, _, rest = raw[1:].partition("]")
+        if rest.startswith(":"):
+            port = _port(rest[1:], text)
+    elif raw.count(":") == 1:
+        host, port_text = raw.split(":")
+        port = _port(port_text, text)
+    else:
+        host = raw
+    if not host:
+        raise ConfigError(f"{text!r} has no host", key="--ssh")
+    return SshTarget(host=host, user=user or None, port=port)
+
+
+def _port(text: str, whole: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ConfigError(f"{whole!r}: {text!r} is not a port", key="--ssh")
+    return int(text)
+
+
+class ProfileStore:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or (config_dir() / PROFILES_FILE)
+
+    def load(self) -> dict[str, Profile]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"not valid JSON ({exc})", file=self.path) from None
+        entries = data.get("profiles", []) if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise ConfigError("expected {\"profiles\": [...]}", file=self.path)
+        out: dict[str, Profile] = {}
+        for entry in entries:
+            p = Profile.from_json(entry, self.path)
+            out[p.name] = p
+        return out
+
+    def save(self, profiles: dict[str, Profile]) -> None:
+        body = {"version": 1, "profiles": [p.to_json() for p in sorted(profiles.values(), key=lambda p: p.name)]}
+        atomic_write(self.path, json.dumps(body, indent=2) + "\n", mode=0o600)
+
+    def add(self, profile: Profile, *, replace_existing: bool = False) -> None:
+        profiles = self.load()
+        if profile.name in profiles and not replace_existing:
+            raise UserError(
+                f"profile {profile.name!r} already exists in {self.path}",
+                fix=f"remove it first (clawd profile remove {profile.name}) or choose another name",
+            )
+        profiles[profile.name] = validate(profile)
+        self.save(profiles)
+
+    def remove(self, name: str) -> Profile:
+        profiles = self.load()
+        if name not in profiles:
+            raise UserError(f"no profile named {name!r}" + _known(profiles))
+        gone = profiles.pop(name)
+        self.save(profiles)
+        return gone
+
+    def get(self, name: str | None) -> Profile:
+        """A named profile, or the only one when no name is given."""
+        profiles = self.load()
+        if name is None:
+            if len(profiles) == 1:
+                return next(iter(profiles.values()))
+            if not profiles:
+                raise UserError(
+                    "no gateway profile is set up yet",
+                    fix="clawd profile add NAME --ssh user@host (or clawd profile import)",
+                )
+            raise UserError("several profiles exist; name one" + _known(profiles))
+        if name not in profiles:
+            raise UserError(f"no profile named {name!r}" + _known(profiles))
+        return profiles[name]
+
+
+def _known(profiles: dict[str, Profile]) -> str:
+    return f" (known: {', '.join(sorted(profiles))})" if profiles else " (none are set up yet)"
+
+
+__all__ = ["Profile", "ProfileStore", "SshTarget", "parse_ssh_target", "replace", "validate"]
