@@ -1,0 +1,257 @@
+"""The asyncio driver of the supervisor: feeds events into the pure machine, performs its actions.
+
+Everything that happens (tunnel up, link lost, probe result, timer, wake-up, user command)
+becomes an event on one queue, so the machine sees a single ordered history. Results from a
+tunnel or probe that has since been replaced carry an old generation number and are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from clawd_gateway.secret import Secret
+
+from ..profiles import Profile
+from . import machine as m
+from .probe import ProbeResult, probe_gateway
+from .ssh import Tunnel, TunnelError, open_tunnel
+from .wake import detect, take_sample
+
+log = logging.getLogger("clawd.engine")
+
+SecretProvider = Callable[[], "Secret | None"]
+Listener = Callable[[dict[str, Any]], None]
+WAKE_POLL_S = 2.0
+
+
+class Supervisor:
+    def __init__(
+        self,
+        profile: Profile,
+        secret: SecretProvider,
+        *,
+        accept_new: bool = False,
+        policy: m.Policy | None = None,
+        on_change: Listener | None = None,
+        port_guard: Callable[[Profile], Any] | None = None,
+    ) -> None:
+        self.profile = profile
+        self._secret = secret
+        self.accept_new = accept_new
+        pol = policy or m.Policy(probe_interval=profile.probe_interval)
+        self.machine = m.Machine(pol)
+        self.snapshot = m.Snapshot()
+        self._listeners: list[Listener] = [on_change] if on_change else []
+        self._port_guard = port_guard
+        self._queue: asyncio.Queue[tuple[int | None, m.Event | None]] = asyncio.Queue()
+        self._gen = 0
+        self._tunnel: Tunnel | None = None
+        self._open_task: asyncio.Task[None] | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._wake_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.local_port = profile.local_port
+        self.note: str | None = None
+        self.server: dict[str, Any] | None = None
+        self.detail_code: str | None = None
+        self.last_cause: Exception | None = None  # why the last connect failed, for the CLI/tray
+        self._wall_since = time.time()
+
+    # -- public commands (thread-safe via post) -------------------------------------------------
+
+    def add_listener(self, fn: Listener) -> None:
+        self._listeners.append(fn)
+
+    def now(self) -> float:
+        return (self._loop or asyncio.get_event_loop()).time()
+
+    def post(self, event: m.Event | None, gen: int | None = None) -> None:
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("supervisor is not running")
+        loop.call_soon_threadsafe(self._queue.put_nowait, (gen, event))
+
+    def reconnect(self) -> None:
+        self.post(m.ReconnectNow(self.now()))
+
+    def disconnect(self) -> None:
+        self.post(m.Stop(self.now()))
+
+    def connect(self) -> None:
+        self.post(m.Start(self.now()))
+
+    def quit(self) -> None:
+        self.post(None)
+
+    # -- main loop ------------------------------------------------------------------------------
+
+    async def run(self, start: bool = True) -> m.Snapshot:
+        self._loop = asyncio.get_running_loop()
+        self._wake_task = asyncio.create_task(self._watch_wake(), name="clawd-wake")
+        if start:
+            self._queue.put_nowait((None, m.Start(self.now())))
+        self._publish()
+        try:
+            while True:
+                gen, event = await self._queue.get()
+                if event is None:
+                    break
+                if gen is not None and gen != self._gen:
+                    continue  # a result from a tunnel or probe we already replaced
+                await self._step(event)
+        finally:
+            await self._shutdown()
+        return self.snapshot
+
+    async def _step(self, event: m.Event) -> None:
+        before = self.snapshot
+        self.snapshot, actions = self.machine.step(before, event)
+        for action in actions:
+            await self._perform(action)
+        if self.snapshot != before:
+            if self.snapshot.state != before.state:
+                self._wall_since = time.time()
+            self._publish()
+
+    async def _perform(self, action: m.Action) -> None:
+        if isinstance(action, m.OpenTunnel):
+            await self._close_tunnel()
+            self._gen += 1
+            self._open_task = asyncio.create_task(self._open(self._gen), name="clawd-open")
+        elif isinstance(action, m.CloseTunnel):
+            await self._close_tunnel()
+        elif isinstance(action, m.Probe):
+            if self._probe_task is not None and not self._probe_task.done():
+                return  # one probe at a time
+            self._probe_task = asyncio.create_task(self._probe(self._gen), name="clawd-probe")
+        elif isinstance(action, m.SetTimer):
+            self._cancel_timer()
+            assert self._loop is not None
+            self._timer = self._loop.call_at(
+                action.at, lambda: self._queue.put_nowait((None, m.TimerFired(self.now())))
+            )
+        elif isinstance(action, m.CancelTimer):
+            self._cancel_timer()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def _close_tunnel(self) -> None:
+        self._gen += 1
+        for task in (self._open_task, self._probe_task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._open_task = self._probe_task = None
+        if self._tunnel is not None:
+            tunnel, self._tunnel = self._tunnel, None
+            await tunnel.close()
+
+    async def _open(self, gen: int) -> None:
+        def lost(reason: str) -> None:
+            self._queue.put_nowait((gen, m.LinkLost(self.now(), reason)))
+
+        try:
+            local_port = self.profile.local_port
+            if self._port_guard is not None:
+                decision = await self._port_guard(self.profile)
+                if decision is not None:
+                    kind, port, note = decision
+                    self.note = note
+                    if kind == "reuse":
+                        self.local_port = port
+                        self._queue.put_nowait((gen, m.Connected(self.now())))
+                        return
+                    local_port = port
+            tunnel = await open_tunnel(self.profile, on_lost=lost, accept_new=self.accept_new, local_port=local_port)
+        except TunnelError as exc:
+            self.last_cause = exc.cause or exc
+            self._queue.put_nowait((gen, m.ConnectFailed(self.now(), str(exc), fatal=exc.fatal)))
+            return
+        if gen != self._gen:
+            await tunnel.close()
+            return
+        self._tunnel = tunnel
+        self.local_port = tunnel.local_port
+        self._queue.put_nowait((gen, m.Connected(self.now())))
+
+    async def _probe(self, gen: int) -> None:
+        url = f"ws://127.0.0.1:{self.local_port}"
+        try:
+            secret = self._secret()
+        except Exception as exc:  # a keyring failure must not kill the supervisor
+            self._queue.put_nowait((gen, m.ProbeFailed(self.now(), m.ProbeFailure.AUTH, f"cannot read the secret: {exc}")))
+            return
+        result: ProbeResult = await probe_gateway(url, self.profile.auth, secret)
+        if result.ok:
+            self.server, self.detail_code = result.server, None
+            self._queue.put_nowait((gen, m.ProbeOk(self.now(), result.latency_ms)))
+        else:
+            assert result.failure is not None
+            self.detail_code = result.detail_code
+            self._queue.put_nowait((gen, m.ProbeFailed(self.now(), result.failure, result.message)))
+
+    async def _watch_wake(self) -> None:
+        prev = await asyncio.to_thread(take_sample)
+        while True:
+            await asyncio.sleep(WAKE_POLL_S)
+            cur = await asyncio.to_thread(take_sample)
+            reason = detect(prev, cur)
+            prev = cur
+            if reason:
+                log.info("%s: re-checking now", reason)
+                self._queue.put_nowait((None, m.Wake(self.now(), reason)))
+
+    async def _shutdown(self) -> None:
+        self._cancel_timer()
+        if self._wake_task is not None:
+            self._wake_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._wake_task
+        await self._close_tunnel()
+        if self.snapshot.state is not m.State.STOPPED:
+            self.snapshot = m.Snapshot(state=m.State.STOPPED, since=self.now(), reconnects=self.snapshot.reconnects)
+            self._wall_since = time.time()
+            self._publish()
+
+    # -- publication ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        s = self.snapshot
+        p = self.profile
+        return {
+            "profile": p.name,
+            "pid": os.getpid(),
+            "method": p.method,
+            "target": p.ssh.display() if p.ssh else p.url,
+            "localUrl": f"ws://127.0.0.1:{self.local_port}",
+            "state": s.state.value,
+            "degraded": s.degraded.value if s.degraded else None,
+            "since": self._wall_since,
+            "lastError": s.last_error,
+            "detailCode": self.detail_code,
+            "latencyMs": round(s.latency_ms, 1) if s.latency_ms is not None else None,
+            "reconnects": s.reconnects,
+            "attempts": s.attempts,
+            "nextAttemptInS": round(max(0.0, s.next_attempt_at - self.now()), 1) if s.next_attempt_at else None,
+            "note": self.note,
+            "server": self.server,
+        }
+
+    def _publish(self) -> None:
+        data = self.status()
+        for fn in list(self._listeners):
+            try:
+                fn(data)
+            except Exception:  # a broken listener (UI) must not stop the engine
+                log.exception("status listener failed")

@@ -1,0 +1,144 @@
+"""The SSH leg: asyncssh connect + local forward, with errors sorted into fatal and transient.
+
+Only this module knows about asyncssh. It reports link loss through a callback, and every
+failure comes out as TunnelError with `fatal` set when retrying cannot help (auth refused,
+host key changed or unknown, bad key file, bad config).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from clawd_gateway.errors import UserError
+
+from ..profiles import Profile
+from .hostkeys import HostKeyPolicy, default_known_hosts
+
+CONNECT_TIMEOUT = 10.0
+LOGIN_TIMEOUT = 20.0
+
+
+class TunnelError(Exception):
+    def __init__(self, message: str, *, fatal: bool, cause: UserError | None = None) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+        self.cause = cause
+
+
+class _Client(asyncssh.SSHClient):
+    def __init__(self, policy: HostKeyPolicy, on_lost: Callable[[str], None]) -> None:
+        self._policy = policy
+        self._on_lost = on_lost
+        self.closing = False
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        return self._policy.validate(host, addr, port, key)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closing:
+            self._on_lost(str(exc) if exc else "SSH connection closed by the server")
+
+
+@dataclass
+class Tunnel:
+    conn: asyncssh.SSHClientConnection
+    listeners: list[asyncssh.SSHListener]
+    local_port: int
+    client: _Client
+    target: str
+    cipher: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        self.client.closing = True
+        for lst in self.listeners:
+            lst.close()
+        self.conn.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.conn.wait_closed(), 5)
+
+
+def connect_options(profile: Profile, policy: HostKeyPolicy) -> dict[str, Any]:
+    assert profile.ssh is not None
+    ssh = profile.ssh
+    opts: dict[str, Any] = {
+        "known_hosts": policy.match,
+        "keepalive_interval": profile.keepalive_interval,
+        "keepalive_count_max": profile.keepalive_count,
+        "connect_timeout": CONNECT_TIMEOUT,
+        "login_timeout": LOGIN_TIMEOUT,
+    }
+    if ssh.port is not None:
+        opts["port"] = ssh.port
+    if ssh.user:
+        opts["username"] = ssh.user
+    if ssh.identity:
+        opts["client_keys"] = [str(Path(ssh.identity).expanduser())]
+    if ssh.jump:
+        opts["tunnel"] = ssh.jump
+    return opts
+
+
+async def open_tunnel(
+    profile: Profile,
+    *,
+    on_lost: Callable[[str], None],
+    accept_new: bool = False,
+    local_port: int | None = None,
+) -> Tunnel:
+    """Connect and forward 127.0.0.1:local_port (and [::1] when possible) to the remote gateway."""
+    assert profile.ssh is not None
+    known = Path(profile.ssh.known_hosts).expanduser() if profile.ssh.known_hosts else default_known_hosts()
+    policy = HostKeyPolicy(known, accept_new=accept_new)
+    client = _Client(policy, on_lost)
+    target = profile.ssh.display()
+    try:
+        conn, _ = await asyncssh.create_connection(
+            lambda: client, profile.ssh.host, **connect_options(profile, policy)
+        )
+    except asyncssh.HostKeyNotVerifiable as exc:
+        cause = policy.verdict
+        raise TunnelError(cause.render() if cause else f"{target}: {exc}", fatal=True, cause=cause) from None
+    except asyncssh.PermissionDenied:
+        raise TunnelError(
+            f"SSH authentication to {target} was refused: no key was accepted"
+            + (f" (identity {profile.ssh.identity})" if profile.ssh.identity else " (agent and default keys)"),
+            fatal=True,
+        ) from None
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
+        raise TunnelError(f"cannot use the SSH key {profile.ssh.identity}: {exc}", fatal=True) from None
+    except asyncssh.ConfigParseError as exc:
+        raise TunnelError(f"~/.ssh/config: {exc}", fatal=True) from None
+    except FileNotFoundError as exc:
+        raise TunnelError(f"file not found: {exc.filename}", fatal=True) from None
+    except socket.gaierror as exc:
+        raise TunnelError(f"cannot resolve {profile.ssh.host}: {exc.strerror}", fatal=False) from None
+    except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        if isinstance(exc, asyncio.TimeoutError):
+            reason = f"no answer within {CONNECT_TIMEOUT:g}s"
+        raise TunnelError(f"SSH to {target} failed: {reason}", fatal=False) from None
+
+    port = profile.local_port if local_port is None else local_port
+    listeners: list[asyncssh.SSHListener] = []
+    try:
+        first = await conn.forward_local_port("127.0.0.1", port, profile.remote_host, profile.remote_port)
+        listeners.append(first)
+        port = first.get_port()
+        with contextlib.suppress(OSError):
+            listeners.append(
+                await conn.forward_local_port("::1", port, profile.remote_host, profile.remote_port)
+            )
+    except OSError as exc:
+        client.closing = True
+        conn.close()
+        raise TunnelError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", fatal=False) from None
+    return Tunnel(conn, listeners, port, client, target, conn.get_extra_info("send_cipher"))
