@@ -1,18 +1,27 @@
-"""`clawd`: the laptop-side command. Parsing and output only.
+"""`clawd`: the laptop-side command. Parsing and output only; the engine decides.
 
-Exit codes: 0 ok · 1 check failed · 2 usage.
+Exit codes: 0 ok · 1 failure / not healthy · 2 usage · 3 not running / unreachable ·
+4 auth or host-key problem (needs the user) · 78 configuration error.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
+import signal
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from clawd_gateway.errors import UserError
+from clawd_gateway.secret import Secret
 
 from . import __version__
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DOWN, EXIT_NEEDS_USER = 0, 1, 2, 3, 4
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,27 +31,327 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"clawd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="run a local gateway and check it end to end (no VPS needed)")
-    demo.add_argument("--once", action="store_true", help="exit after the check instead of serving")
-    demo.add_argument("--port", type=int, help="gateway port (default 18789, or a free one if taken)")
+
+    demo = sub.add_parser("demo", help="local gateway + embedded SSH endpoint + tunnel, checked end to end")
+    demo.add_argument("--once", action="store_true", help="exit once healthy instead of serving")
+    demo.add_argument("--port", type=int, help="local tunnel port (default 18789, or a free one if taken)")
+    demo.set_defaults(func=cmd_demo)
+
+    connect = sub.add_parser("connect", help="run the tunnel supervisor in the foreground")
+    connect.add_argument("name", nargs="?", help="profile (default: the only one)")
+    connect.add_argument(
+        "--accept-new", action="store_true", help="trust an unknown SSH host key (never a changed one)"
+    )
+    connect.add_argument("--local-port", type=int, help="override the profile's local port")
+    connect.set_defaults(func=cmd_connect)
+
+    status = sub.add_parser("status", help="live state of running tunnels")
+    status.add_argument("name", nargs="?")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    health = sub.add_parser("health", help="one-shot authenticated health check")
+    health.add_argument("name", nargs="?")
+    health.add_argument("--url", help="gateway URL (default: the profile's local URL)")
+    health.add_argument("--json", action="store_true")
+    health.add_argument("--timeout", type=float, default=10.0)
+    health.set_defaults(func=cmd_health)
+
+    doctor = sub.add_parser("doctor", help="check every hop and name the first broken one")
+    doctor.add_argument("name", nargs="?")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(func=cmd_doctor)
+
+    try:
+        from .cli_profiles import register
+    except ImportError:  # pragma: no cover - during development only
+        pass
+    else:
+        register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return EXIT_USAGE
     try:
-        if args.command == "demo":
-            from .demo import run_demo
-
-            return asyncio.run(run_demo(args.once, args.port, sys.stdout))
+        return int(func(args))
     except UserError as exc:
         print(f"clawd: {exc.render()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    parser.print_help()
-    return 2
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _profile(name: str | None) -> Any:
+    from .profiles import ProfileStore
+
+    return ProfileStore().get(name)
+
+
+def _secret_for(profile: Any) -> tuple[Secret | None, str | None]:
+    """The profile's secret, or None with the reason (no backend, nothing stored)."""
+    from .secrets import get_secret
+
+    try:
+        return get_secret(profile), None
+    except UserError as exc:
+        return None, str(exc)
+
+
+def _line(st: dict[str, Any]) -> str:
+    ts = time.strftime("%H:%M:%S")
+    state = st["state"]
+    text = f"{ts} {state:<10} {st['localUrl']}"
+    if state == "healthy" and st.get("latencyMs") is not None:
+        text += f" · gateway ok in {st['latencyMs']} ms"
+    if st.get("degraded"):
+        text += f" · {st['degraded']}"
+    if st.get("lastError") and state in ("backoff", "degraded", "fatal", "connecting"):
+        text += f" · {st['lastError']}"
+    if state == "backoff" and st.get("nextAttemptInS") is not None:
+        text += f" · retry in {st['nextAttemptInS']}s"
+    if st.get("note"):
+        text += f" · {st['note']}"
+    return text
+
+
+# --- connect -------------------------------------------------------------------------------------
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    profile = _profile(args.name)
+    if args.local_port:
+        profile = replace(profile, local_port=args.local_port)
+    return asyncio.run(_connect(profile, args.accept_new))
+
+
+async def _connect(profile: Any, accept_new: bool) -> int:
+    from . import status as status_file
+    from .engine import machine as m
+    from .engine.hostkeys import HostKeyUnknown, remember
+    from .engine.lock import InstanceLock
+    from .engine.runner import Supervisor
+
+    lock = InstanceLock(profile.name)
+    lock.acquire()
+    printed: list[str] = []
+
+    def show(st: dict[str, Any]) -> None:
+        key = f"{st['state']}|{st.get('degraded')}|{st.get('lastError')}"
+        if printed and printed[-1] == key:
+            return
+        printed.append(key)
+        print(_line(st), flush=True)
+
+    sup = Supervisor(
+        profile,
+        lambda: _secret_for(profile)[0],
+        accept_new=accept_new,
+        on_change=show,
+        port_guard=_port_guard(profile),
+    )
+    sup.add_listener(lambda st: status_file.publish(profile.name, st))
+    fatal: list[m.Snapshot] = []
+
+    def watch(st: dict[str, Any]) -> None:
+        if st["state"] == "fatal":
+            fatal.append(sup.snapshot)
+            sup.quit()
+
+    sup.add_listener(watch)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, sup.quit)
+    try:
+        while True:
+            fatal.clear()
+            await sup.run()
+            cause = sup.last_cause
+            if fatal and isinstance(cause, HostKeyUnknown) and sys.stdin.isatty():
+                print(f"clawd: {cause}")
+                answer = await asyncio.to_thread(input, "Trust this host key and continue? [y/N] ")
+                if answer.strip().lower() in ("y", "yes"):
+                    remember(cause.known_hosts, cause.host, cause.port, cause.key)
+                    print(f"added to {cause.known_hosts}")
+                    sup.last_cause = None
+                    continue
+            break
+    finally:
+        status_file.clear(profile.name)
+        lock.release()
+    if fatal:
+        cause = sup.last_cause
+        message = cause.render() if isinstance(cause, UserError) else (sup.snapshot.last_error or "stopped")
+        print(f"clawd: {message}", file=sys.stderr)
+        return (
+            getattr(cause, "exit_code", EXIT_NEEDS_USER) if isinstance(cause, UserError) else EXIT_NEEDS_USER
+        )
+    return EXIT_OK
+
+
+def _port_guard(profile: Any) -> Any:
+    """Before binding: is the local port free? If not, reuse, take over, or explain."""
+
+    async def guard(p: Any) -> tuple[str, int, str] | None:
+        from .engine import ports
+
+        check = await asyncio.to_thread(ports.check_port, p.local_port)
+        if check.free:
+            return None
+        same = None
+        secret, _ = _secret_for(p)
+        from .engine.probe import probe_gateway
+
+        result = await probe_gateway(f"ws://127.0.0.1:{p.local_port}", p.auth, secret, timeout=3)
+        same = result.ok
+        plan = ports.plan_port(check, ports.own_pids(p.name), same)
+        return ports.apply_plan(plan, p.local_port)
+
+    return guard
+
+
+# --- status / health / doctor --------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from . import status as status_file
+
+    entries = [e for e in status_file.read_all() if args.name in (None, e.get("profile"))]
+    if args.json:
+        print(json.dumps({"tunnels": entries}, indent=2))
+    elif not entries:
+        print(
+            "no tunnel is running"
+            + (f" for {args.name}" if args.name else "")
+            + " (start one: clawd connect)"
+        )
+    else:
+        for e in entries:
+            since = time.strftime("%H:%M:%S", time.localtime(e.get("since") or 0))
+            line = f"{e['profile']}: {e['state']}"
+            if e.get("degraded"):
+                line += f" ({e['degraded']})"
+            line += f" since {since} · {e['localUrl']} → {e.get('target')}"
+            print(line)
+            if e.get("latencyMs") is not None:
+                print(
+                    f"  latency {e['latencyMs']} ms · reconnects {e.get('reconnects', 0)} · "
+                    f"pid {e.get('pid')}"
+                )
+            if e.get("lastError"):
+                print(f"  last error: {e['lastError']}")
+            if e.get("note"):
+                print(f"  note: {e['note']}")
+    running = [e for e in entries if e.get("running")]
+    if not running:
+        return EXIT_DOWN
+    return EXIT_OK if all(e["state"] == "healthy" for e in running) else EXIT_FAIL
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from .engine.probe import probe_gateway
+
+    profile = None
+    if args.name or not args.url:
+        profile = _profile(args.name)
+    url = args.url or profile.local_url
+    auth = profile.auth if profile else "token"
+    secret: Secret | None = None
+    if profile is not None:
+        secret, _ = _secret_for(profile)
+    else:
+        import os
+
+        for var, kind in (
+            ("OPENCLAW_GATEWAY_TOKEN", "token"),
+            ("OPENCLAW_GATEWAY_PASSWORD", "password"),
+            ("CLAWDBOT_GATEWAY_TOKEN", "token"),
+            ("CLAWDBOT_GATEWAY_PASSWORD", "password"),
+        ):
+            if os.environ.get(var):
+                secret, auth = Secret(os.environ[var], f"env {var}"), kind
+                break
+    result = asyncio.run(probe_gateway(url, auth, secret, timeout=args.timeout))
+    data = {
+        "ok": result.ok,
+        "url": url,
+        "latencyMs": round(result.latency_ms, 1) if result.ok else None,
+        "failure": result.failure.value if result.failure else None,
+        "message": result.message or None,
+        "detailCode": result.detail_code,
+        "server": result.server,
+        "credentials": secret.source if secret else None,
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+    elif result.ok:
+        print(
+            f"healthy: {url} · gateway {(result.server or {}).get('version', '?')} · "
+            f"{result.latency_ms:.1f} ms"
+        )
+    else:
+        print(f"NOT healthy: {url}: {result.message}", file=sys.stderr)
+    if result.ok:
+        return EXIT_OK
+    kind = result.failure.value if result.failure else ""
+    return {"auth": EXIT_NEEDS_USER, "unreachable": EXIT_DOWN}.get(kind, EXIT_FAIL)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import diagnose
+
+    profile = _profile(args.name)
+    secret, why = _secret_for(profile)
+    report = asyncio.run(diagnose(profile, secret, why))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "profile": profile.name,
+                    "ok": report.ok,
+                    "firstBroken": report.first_broken.name if report.first_broken else None,
+                    "hops": [h.to_json() for h in report.hops],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for hop in report.hops:
+            mark = "ok " if hop.ok else "FAIL"
+            ms = f" ({hop.ms} ms)" if hop.ms is not None else ""
+            print(f"[{mark}] {hop.name:<12} {hop.detail}{ms}")
+        broken = report.first_broken
+        if broken:
+            print(f"\nfirst broken hop: {broken.name}")
+            if broken.fix:
+                print(f"fix: {broken.fix}")
+        else:
+            print("\nall hops ok: the gateway is reachable and accepts this profile's secret")
+    if report.ok:
+        return EXIT_OK
+    broken = report.first_broken
+    return (
+        EXIT_NEEDS_USER
+        if broken and broken.name in ("secret", "host-key", "ssh-auth", "gateway-auth")
+        else EXIT_FAIL
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return asyncio.run(run_demo(args.once, args.port, sys.stdout))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,9 @@ class EmbeddedSsh:
             await self.server.wait_closed()
 
 
-async def start_embedded_ssh(directory: Path, gateway_port: int, port: int = 0, user: str = "clawd") -> EmbeddedSsh:
+async def start_embedded_ssh(
+    directory: Path, gateway_port: int, port: int = 0, user: str = "clawd"
+) -> EmbeddedSsh:
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     host_key = asyncssh.generate_private_key("ssh-ed25519")
     client_key = asyncssh.generate_private_key("ssh-ed25519")

@@ -151,7 +151,7 @@ class ProfileStore:
             raise ConfigError(f"not valid JSON ({exc})", file=self.path) from None
         entries = data.get("profiles", []) if isinstance(data, dict) else None
         if not isinstance(entries, list):
-            raise ConfigError("expected {\"profiles\": [...]}", file=self.path)
+            raise ConfigError('expected {"profiles": [...]}', file=self.path)
         out: dict[str, Profile] = {}
         for entry in entries:
             p = Profile.from_json(entry, self.path)
@@ -159,7 +159,10 @@ class ProfileStore:
         return out
 
     def save(self, profiles: dict[str, Profile]) -> None:
-        body = {"version": 1, "profiles": [p.to_json() for p in sorted(profiles.values(), key=lambda p: p.name)]}
+        body = {
+            "version": 1,
+            "profiles": [p.to_json() for p in sorted(profiles.values(), key=lambda p: p.name)],
+        }
         atomic_write(self.path, json.dumps(body, indent=2) + "\n", mode=0o600)
 
     def add(self, profile: Profile, *, replace_existing: bool = False) -> None:

@@ -39,8 +39,8 @@ class HostKeyUnknown(UserError):
         super().__init__(
             f"the SSH host key of {host_pattern(host, port)} is not known yet: "
             f"{key.get_algorithm()} {fingerprint(key)}",
-            fix="compare the fingerprint with the server's (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), "
-            "then run `clawd connect --accept-new` once",
+            fix="compare the fingerprint with the server's "
+            "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run `clawd connect --accept-new` once",
         )
 
 

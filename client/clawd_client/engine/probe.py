@@ -31,26 +31,41 @@ class ProbeResult:
     server: dict[str, Any] | None = None
 
 
-async def probe_gateway(url: str, auth: str, secret: Secret | None, timeout: float = PROBE_TIMEOUT) -> ProbeResult:
+async def probe_gateway(
+    url: str, auth: str, secret: Secret | None, timeout: float = PROBE_TIMEOUT
+) -> ProbeResult:
     token = secret.value if secret is not None and auth == "token" else None
     password = secret.value if secret is not None and auth == "password" else None
     t0 = time.perf_counter()
     try:
         session = await open_session(
-            url, token=token, password=password, timeout=timeout, client_id="cli", client_mode="cli",
+            url,
+            token=token,
+            password=password,
+            timeout=timeout,
+            client_id="cli",
+            client_mode="cli",
             display_name="clawd probe",
         )
     except GatewayAuthError as exc:
         hint = "" if secret is not None else " (no secret stored: clawd secret set PROFILE)"
-        return ProbeResult(False, failure=ProbeFailure.AUTH, message=f"gateway refused us: {exc}{hint}",
-                           detail_code=exc.detail_code)
+        return ProbeResult(
+            False,
+            failure=ProbeFailure.AUTH,
+            message=f"gateway refused us: {exc}{hint}",
+            detail_code=exc.detail_code,
+        )
     except GatewayUnreachable as exc:
-        return ProbeResult(False, failure=ProbeFailure.UNREACHABLE, message=f"gateway unreachable behind the tunnel: {exc}")
+        return ProbeResult(
+            False, failure=ProbeFailure.UNREACHABLE, message=f"gateway unreachable behind the tunnel: {exc}"
+        )
     except GatewayCallError as exc:
         return ProbeResult(False, failure=ProbeFailure.UNHEALTHY, message=str(exc))
     except GatewayError as exc:
         # A dropped connection during the handshake means nothing answered at the far end.
-        return ProbeResult(False, failure=ProbeFailure.UNREACHABLE, message=f"gateway did not complete the handshake: {exc}")
+        return ProbeResult(
+            False, failure=ProbeFailure.UNREACHABLE, message=f"gateway did not complete the handshake: {exc}"
+        )
     try:
         health = await session.call("health", {}, timeout=timeout)
     except GatewayError as exc:

@@ -173,7 +173,9 @@ class Supervisor:
                         self._queue.put_nowait((gen, m.Connected(self.now())))
                         return
                     local_port = port
-            tunnel = await open_tunnel(self.profile, on_lost=lost, accept_new=self.accept_new, local_port=local_port)
+            tunnel = await open_tunnel(
+                self.profile, on_lost=lost, accept_new=self.accept_new, local_port=local_port
+            )
         except TunnelError as exc:
             self.last_cause = exc.cause or exc
             self._queue.put_nowait((gen, m.ConnectFailed(self.now(), str(exc), fatal=exc.fatal)))
@@ -190,7 +192,9 @@ class Supervisor:
         try:
             secret = self._secret()
         except Exception as exc:  # a keyring failure must not kill the supervisor
-            self._queue.put_nowait((gen, m.ProbeFailed(self.now(), m.ProbeFailure.AUTH, f"cannot read the secret: {exc}")))
+            self._queue.put_nowait(
+                (gen, m.ProbeFailed(self.now(), m.ProbeFailure.AUTH, f"cannot read the secret: {exc}"))
+            )
             return
         result: ProbeResult = await probe_gateway(url, self.profile.auth, secret)
         if result.ok:
@@ -220,7 +224,9 @@ class Supervisor:
                 await self._wake_task
         await self._close_tunnel()
         if self.snapshot.state is not m.State.STOPPED:
-            self.snapshot = m.Snapshot(state=m.State.STOPPED, since=self.now(), reconnects=self.snapshot.reconnects)
+            self.snapshot = m.Snapshot(
+                state=m.State.STOPPED, since=self.now(), reconnects=self.snapshot.reconnects
+            )
             self._wall_since = time.time()
             self._publish()
 
@@ -243,7 +249,9 @@ class Supervisor:
             "latencyMs": round(s.latency_ms, 1) if s.latency_ms is not None else None,
             "reconnects": s.reconnects,
             "attempts": s.attempts,
-            "nextAttemptInS": round(max(0.0, s.next_attempt_at - self.now()), 1) if s.next_attempt_at else None,
+            "nextAttemptInS": round(max(0.0, s.next_attempt_at - self.now()), 1)
+            if s.next_attempt_at
+            else None,
             "note": self.note,
             "server": self.server,
         }

@@ -110,7 +110,9 @@ async def open_tunnel(
     except asyncssh.PermissionDenied:
         raise TunnelError(
             f"SSH authentication to {target} was refused: no key was accepted"
-            + (f" (identity {profile.ssh.identity})" if profile.ssh.identity else " (agent and default keys)"),
+            + (
+                f" (identity {profile.ssh.identity})" if profile.ssh.identity else " (agent and default keys)"
+            ),
             fatal=True,
         ) from None
     except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:

@@ -1,0 +1,209 @@
+"""`clawd doctor`: walk the hops in order and name the first broken one, with its fix.
+
+Each hop is checked only if the ones before it work, because a failure further along is
+usually a consequence (no SSH, so of course no gateway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from clawd_gateway.secret import Secret
+
+from .engine.hostkeys import HostKeyPolicy, default_known_hosts
+from .engine.probe import probe_gateway
+from .engine.ssh import CONNECT_TIMEOUT, TunnelError, _Client, connect_options
+from .profiles import Profile
+
+
+@dataclass
+class Hop:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+    ms: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"hop": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix, "ms": self.ms}
+
+
+@dataclass
+class Report:
+    profile: str
+    hops: list[Hop] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(h.ok for h in self.hops)
+
+    @property
+    def first_broken(self) -> Hop | None:
+        return next((h for h in self.hops if not h.ok), None)
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 1)
+
+
+async def diagnose(profile: Profile, secret: Secret | None, secret_error: str | None = None) -> Report:
+    report = Report(profile.name)
+    hops = report.hops
+    if profile.ssh is None:
+        hops.append(
+            Hop(
+                "profile",
+                False,
+                f"profile {profile.name} has no SSH target",
+                "clawd profile add NAME --ssh user@host",
+            )
+        )
+        return report
+    hops.append(
+        Hop(
+            "profile",
+            True,
+            f"{profile.method} to {profile.ssh.display()}, gateway "
+            f"{profile.remote_host}:{profile.remote_port}, local {profile.local_url}",
+        )
+    )
+    if secret is None:
+        hops.append(
+            Hop(
+                "secret",
+                False,
+                secret_error or f"no gateway {profile.auth} stored for {profile.name}",
+                f"clawd secret set {profile.name}" + (" --password" if profile.auth == "password" else ""),
+            )
+        )
+        return report
+    hops.append(Hop("secret", True, f"{profile.auth} from {secret.source}"))
+
+    host = profile.ssh.host
+    port = profile.ssh.port or 22
+    t0 = time.perf_counter()
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addrs = sorted({i[4][0] for i in infos})
+        hops.append(Hop("dns", True, f"{host} -> {', '.join(addrs[:3])}", ms=_ms(t0)))
+    except socket.gaierror as exc:
+        hops.append(
+            Hop(
+                "dns",
+                False,
+                f"cannot resolve {host}: {exc.strerror}",
+                "check the host name (or its HostName in ~/.ssh/config) and your network",
+            )
+        )
+        return report
+
+    if not profile.ssh.jump:
+        t0 = time.perf_counter()
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT)
+            writer.close()
+            hops.append(Hop("tcp", True, f"{host}:{port} accepts connections", ms=_ms(t0)))
+        except (OSError, asyncio.TimeoutError) as exc:
+            reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else (exc.strerror or str(exc))
+            hops.append(
+                Hop(
+                    "tcp",
+                    False,
+                    f"{host}:{port}: {reason}",
+                    "is the server up and sshd running? is a firewall dropping port " + str(port) + "?",
+                )
+            )
+            return report
+
+    known = Path(profile.ssh.known_hosts).expanduser() if profile.ssh.known_hosts else default_known_hosts()
+    policy = HostKeyPolicy(known)
+    client = _Client(policy, lambda reason: None)
+    t0 = time.perf_counter()
+    try:
+        conn, _ = await asyncssh.create_connection(lambda: client, host, **connect_options(profile, policy))
+    except asyncssh.HostKeyNotVerifiable as exc:
+        cause = policy.verdict
+        hops.append(Hop("host-key", False, str(cause) if cause else str(exc), cause.fix if cause else None))
+        return report
+    except asyncssh.PermissionDenied:
+        hops.append(
+            Hop(
+                "ssh-auth",
+                False,
+                f"{profile.ssh.display()} refused every key offered",
+                "check --identity / your agent, and that the public key is in the server's authorized_keys",
+            )
+        )
+        return report
+    except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+        hops.append(Hop("ssh", False, f"SSH failed: {exc or type(exc).__name__}", "run ssh -v to see more"))
+        return report
+    hops.append(Hop("host-key", True, f"verified against {known}"))
+    hops.append(Hop("ssh-auth", True, f"logged in to {profile.ssh.display()}", ms=_ms(t0)))
+    try:
+        t0 = time.perf_counter()
+        try:
+            _reader, writer = await conn.open_connection(profile.remote_host, profile.remote_port)
+            writer.close()
+            hops.append(
+                Hop(
+                    "remote-port",
+                    True,
+                    f"{profile.remote_host}:{profile.remote_port} is listening on the server",
+                    ms=_ms(t0),
+                )
+            )
+        except asyncssh.ChannelOpenError as exc:
+            hops.append(
+                Hop(
+                    "remote-port",
+                    False,
+                    f"nothing accepts {profile.remote_host}:{profile.remote_port} on the server "
+                    f"({exc.reason})",
+                    "start the gateway on the server (clawd-gateway, or systemctl start clawd-gateway) "
+                    "and check its port; AllowTcpForwarding must be yes in sshd_config",
+                )
+            )
+            return report
+        listener = await conn.forward_local_port("127.0.0.1", 0, profile.remote_host, profile.remote_port)
+        try:
+            url = f"ws://127.0.0.1:{listener.get_port()}"
+            result = await probe_gateway(url, profile.auth, secret)
+        finally:
+            listener.close()
+        if result.ok:
+            hops.append(Hop("gateway-auth", True, "handshake accepted our " + profile.auth))
+            hops.append(
+                Hop(
+                    "health",
+                    True,
+                    f"gateway healthy ({(result.server or {}).get('version', '?')})",
+                    ms=round(result.latency_ms, 1),
+                )
+            )
+        elif result.failure is not None and result.failure.value == "auth":
+            hops.append(
+                Hop(
+                    "gateway-auth",
+                    False,
+                    result.message,
+                    f"store the gateway's current {profile.auth}: clawd secret set {profile.name}"
+                    + (" --password" if profile.auth == "password" else ""),
+                )
+            )
+        else:
+            hops.append(Hop("gateway", False, result.message, "look at the gateway's logs on the server"))
+    finally:
+        client.closing = True
+        conn.close()
+    return report
+
+
+__all__ = ["Hop", "Report", "TunnelError", "diagnose"]
