@@ -17,6 +17,8 @@ def test_demo_once_checks_end_to_end(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "[ok ] handshake" in proc.stdout and "[ok ] health" in proc.stdout
-    assert "gateway reachable and authenticated" in proc.stdout
+    assert "healthy    ws://127.0.0.1:" in proc.stdout and "authenticated health check" in proc.stdout
+    assert "reaches the gateway through SSH" in proc.stdout
+    lines = [line.split("]")[-1].split()[0] for line in proc.stdout.splitlines() if line.startswith("  [")]
+    assert lines[:4] == ["idle", "connecting", "forwarding", "healthy"]
     assert "Traceback" not in proc.stderr

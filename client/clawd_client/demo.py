@@ -1,8 +1,9 @@
 """`clawd demo`: the whole path on one machine, no VPS needed.
 
-Starts a clawd-gateway on loopback with a fresh token, then checks it end to end over the
-gateway protocol exactly as the laptop side does through a tunnel: authenticated handshake
-plus a `health` RPC, not merely an open socket.
+It plays both sides: a clawd-gateway on loopback (the "VPS"), an embedded SSH endpoint in
+front of it, and on the "laptop" side a profile pointing at that endpoint, driven by the real
+tunnel supervisor. The tunnel is judged healthy only after an authenticated gateway handshake
+and a `health` RPC through the forwarded port, exactly as against a real remote gateway.
 """
 
 from __future__ import annotations
@@ -10,69 +11,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import signal
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clawd_gateway.client import GatewayError, open_session
 from clawd_gateway.config import LoadedConfig
 from clawd_gateway.log import setup_logging
 from clawd_gateway.protocol.constants import DEFAULT_PORT
+from clawd_gateway.secret import Secret
 from clawd_gateway.server import Gateway
 from clawd_gateway.settings import Overrides, resolve_settings
+
+from .embedded_ssh import start_embedded_ssh
+from .engine.runner import Supervisor
+from .profiles import Profile, SshTarget
+
+HEALTHY_DEADLINE_S = 20.0
 
 
 def pick_port(preferred: int) -> int:
     """The standard port when free, so copy-pasted OpenClaw commands just work; else any port."""
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            pass
+    if preferred:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", preferred))
+                return preferred
+            except OSError:
+                pass
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class DemoResult:
-    ok: bool
-    url: str
-    steps: list[dict[str, Any]]
-
-
-async def check_gateway(url: str, token: str, timeout: float = 10.0) -> list[dict[str, Any]]:
-    """Hop by hop: TCP+WebSocket, authenticated handshake, health RPC."""
-    steps: list[dict[str, Any]] = []
-    t0 = time.perf_counter()
-    try:
-        session = await open_session(url, token=token, timeout=timeout)
-    except GatewayError as exc:
-        steps.append({"step": "handshake", "ok": False, "hop": exc.hop, "error": str(exc)})
-        return steps
-    steps.append(
-        {
-            "step": "handshake",
-            "ok": True,
-            "ms": round((time.perf_counter() - t0) * 1000, 1),
-            "protocol": session.protocol,
-            "scopes": (session.hello.get("auth") or {}).get("scopes"),
-        }
-    )
-    try:
-        t1 = time.perf_counter()
-        health = await session.call("health", {}, timeout=timeout)
-        ok = isinstance(health, dict) and health.get("ok") is True
-        steps.append({"step": "health", "ok": ok, "ms": round((time.perf_counter() - t1) * 1000, 1)})
-    except GatewayError as exc:
-        steps.append({"step": "health", "ok": False, "hop": exc.hop, "error": str(exc)})
-    finally:
-        await session.close()
-    return steps
+        port: int = s.getsockname()[1]
+        return port
 
 
 async def run_demo(once: bool, port: int | None, out: Any) -> int:
@@ -81,44 +53,87 @@ async def run_demo(once: bool, port: int | None, out: Any) -> int:
 
 
 async def _run_demo(once: bool, port: int | None, out: Any, state: Path) -> int:
-    logger = setup_logging("warning")
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    setup_logging("warning")
     token = secrets.token_hex(24)
-    chosen = port if port is not None else pick_port(DEFAULT_PORT)
     settings = resolve_settings(
-        Overrides(port=chosen, token=token, bind="loopback"),
-        env={"CLAWD_STATE_DIR": str(state)},
+        Overrides(port=0, token=token, bind="loopback"),
+        env={"CLAWD_STATE_DIR": str(state / "gateway")},
         loaded=LoadedConfig(None, "demo defaults"),
     )
-    gateway = Gateway(settings, logger)
     t0 = time.perf_counter()
+    gateway = Gateway(settings)
     await gateway.start()
-    url = f"ws://127.0.0.1:{gateway.port}"
-    print(f"clawd demo: gateway up at {url} in {(time.perf_counter() - t0) * 1000:.0f} ms", file=out)
-    print(
-        f"  bind {settings.bind.mode} ({', '.join(gateway.listening)}) · "
-        "auth token (fresh for this run, never written or printed)",
-        file=out,
+    ssh = await start_embedded_ssh(state / "ssh", gateway.port)
+    say(f"clawd demo: the 'VPS' side is up in {(time.perf_counter() - t0) * 1000:.0f} ms")
+    say(f"  gateway   ws://127.0.0.1:{gateway.port} (loopback only, token auth; fresh token, never printed)")
+    say(
+        f"  ssh       127.0.0.1:{ssh.port} (embedded endpoint, ed25519 host key pinned in a demo known_hosts)"
     )
-    try:
-        steps = await check_gateway(url, token)
-        for s in steps:
-            mark = "ok " if s["ok"] else "FAIL"
-            extra = f"{s.get('ms', '')} ms" if s["ok"] else f"{s.get('hop')}: {s.get('error')}"
-            print(f"  [{mark}] {s['step']:<9} {extra}", file=out)
-        ok = all(s["ok"] for s in steps) and len(steps) == 2
-        print(f"clawd demo: {'gateway reachable and authenticated' if ok else 'check FAILED'}", file=out)
-        if once or not ok:
-            return 0 if ok else 1
-        print("  try: OPENCLAW_GATEWAY_TOKEN=<token> clawd-gateway health --url " + url, file=out)
-        print("  (the demo token is not printed; this gateway stops with Ctrl-C)", file=out)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        import signal
+    local_port = pick_port(DEFAULT_PORT if port is None else port)
+    profile = Profile(
+        name="demo",
+        ssh=SshTarget(
+            host="127.0.0.1",
+            user=ssh.user,
+            port=ssh.port,
+            identity=str(ssh.client_key_path),
+            known_hosts=str(ssh.known_hosts_path),
+        ),
+        remote_port=gateway.port,
+        local_port=local_port,
+    )
+    say(
+        f"  profile   demo: ssh {profile.ssh.display() if profile.ssh else ''} -L {local_port}:127.0.0.1:{gateway.port}"
+    )
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        return 0
+    healthy = asyncio.Event()
+    failed: list[str] = []
+    t1 = time.perf_counter()
+
+    def show(st: dict[str, Any]) -> None:
+        elapsed = (time.perf_counter() - t1) * 1000
+        line = f"  [{elapsed:7.1f} ms] {st['state']:<10} {st['localUrl']}"
+        if st["state"] == "healthy":
+            line += f" · authenticated health check {st['latencyMs']} ms"
+            healthy.set()
+        elif st.get("lastError"):
+            line += f" · {st['lastError']}"
+        if st["state"] == "fatal":
+            failed.append(st.get("lastError") or "fatal")
+            healthy.set()
+        say(line)
+
+    supervisor = Supervisor(profile, lambda: Secret(token, "demo"), on_change=show)
+    run_task = asyncio.create_task(supervisor.run())
+    code = 0
+    try:
+        try:
+            await asyncio.wait_for(healthy.wait(), HEALTHY_DEADLINE_S)
+        except asyncio.TimeoutError:
+            failed.append(f"not healthy within {HEALTHY_DEADLINE_S:g}s")
+        if failed:
+            say(f"clawd demo: FAILED: {failed[0]}")
+            code = 1
+        else:
+            say(
+                f"clawd demo: healthy — ws://127.0.0.1:{supervisor.local_port} reaches the gateway through SSH"
+            )
+            if not once:
+                say("  the tunnel self-heals; Ctrl-C stops everything")
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    with contextlib.suppress(NotImplementedError, RuntimeError):
+                        loop.add_signal_handler(sig, stop.set)
+                await stop.wait()
     finally:
+        supervisor.quit()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(run_task, 10)
+        ssh.close()
+        await ssh.wait_closed()
         await gateway.stop("demo finished")
+    return code
