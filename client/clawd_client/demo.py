@@ -85,9 +85,8 @@ async def _run_demo(once: bool, port: int | None, out: Any, state: Path) -> int:
         remote_port=gateway.port,
         local_port=local_port,
     )
-    say(
-        f"  profile   demo: ssh {profile.ssh.display() if profile.ssh else ''} -L {local_port}:127.0.0.1:{gateway.port}"
-    )
+    target = profile.ssh.display() if profile.ssh else ""
+    say(f"  profile   demo: ssh {target} -L {local_port}:127.0.0.1:{gateway.port}")
 
     healthy = asyncio.Event()
     failed: list[str] = []
@@ -118,9 +117,8 @@ async def _run_demo(once: bool, port: int | None, out: Any, state: Path) -> int:
             say(f"clawd demo: FAILED: {failed[0]}")
             code = 1
         else:
-            say(
-                f"clawd demo: healthy — ws://127.0.0.1:{supervisor.local_port} reaches the gateway through SSH"
-            )
+            url = f"ws://127.0.0.1:{supervisor.local_port}"
+            say(f"clawd demo: healthy — {url} reaches the gateway through SSH")
             if not once:
                 say("  the tunnel self-heals; Ctrl-C stops everything")
                 stop = asyncio.Event()
