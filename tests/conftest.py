@@ -9,6 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from tests.support.servers import RunningGateway, gateway_in_thread, make_settings
+from tests.support.sshd import sshd  # noqa: F401  (the real-sshd fixture, shared)
 
 
 @pytest.fixture(autouse=True)

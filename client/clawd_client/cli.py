@@ -140,6 +140,7 @@ async def _connect(profile: Any, accept_new: bool) -> int:
     from .engine import machine as m
     from .engine.hostkeys import HostKeyUnknown, remember
     from .engine.lock import InstanceLock
+    from .engine.portguard import make_port_guard
     from .engine.runner import Supervisor
 
     lock = InstanceLock(profile.name)
@@ -158,7 +159,7 @@ async def _connect(profile: Any, accept_new: bool) -> int:
         lambda: _secret_for(profile)[0],
         accept_new=accept_new,
         on_change=show,
-        port_guard=_port_guard(profile),
+        port_guard=make_port_guard(lambda: _secret_for(profile)[0]),
     )
     sup.add_listener(lambda st: status_file.publish(profile.name, st))
     fatal: list[m.Snapshot] = []
@@ -198,27 +199,6 @@ async def _connect(profile: Any, accept_new: bool) -> int:
             getattr(cause, "exit_code", EXIT_NEEDS_USER) if isinstance(cause, UserError) else EXIT_NEEDS_USER
         )
     return EXIT_OK
-
-
-def _port_guard(profile: Any) -> Any:
-    """Before binding: is the local port free? If not, reuse, take over, or explain."""
-
-    async def guard(p: Any) -> tuple[str, int, str] | None:
-        from .engine import ports
-
-        check = await asyncio.to_thread(ports.check_port, p.local_port)
-        if check.free:
-            return None
-        same = None
-        secret, _ = _secret_for(p)
-        from .engine.probe import probe_gateway
-
-        result = await probe_gateway(f"ws://127.0.0.1:{p.local_port}", p.auth, secret, timeout=3)
-        same = result.ok
-        plan = ports.plan_port(check, ports.own_pids(p.name), same)
-        return ports.apply_plan(plan, p.local_port)
-
-    return guard
 
 
 # --- status / health / doctor --------------------------------------------------------------------

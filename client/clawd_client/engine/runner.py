@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from clawd_gateway.errors import UserError
 from clawd_gateway.secret import Secret
 
 from ..profiles import Profile
@@ -62,6 +63,7 @@ class Supervisor:
         self.server: dict[str, Any] | None = None
         self.detail_code: str | None = None
         self.last_cause: Exception | None = None  # why the last connect failed, for the CLI/tray
+        self._reusing = False  # serving through someone else's working tunnel on our port
         self._wall_since = time.time()
 
     # -- public commands (thread-safe via post) -------------------------------------------------
@@ -164,15 +166,20 @@ class Supervisor:
         try:
             local_port = self.profile.local_port
             if self._port_guard is not None:
-                decision = await self._port_guard(self.profile)
+                try:
+                    decision = await self._port_guard(self.profile)
+                except UserError as exc:  # e.g. no free port at all, or a take-over that failed
+                    raise TunnelError(str(exc), fatal=True, cause=exc) from None
                 if decision is not None:
                     kind, port, note = decision
                     self.note = note
                     if kind == "reuse":
                         self.local_port = port
+                        self._reusing = True
                         self._queue.put_nowait((gen, m.Connected(self.now())))
                         return
                     local_port = port
+            self._reusing = False
             tunnel = await open_tunnel(
                 self.profile, on_lost=lost, accept_new=self.accept_new, local_port=local_port
             )
@@ -200,6 +207,10 @@ class Supervisor:
         if result.ok:
             self.server, self.detail_code = result.server, None
             self._queue.put_nowait((gen, m.ProbeOk(self.now(), result.latency_ms)))
+        elif self._reusing and result.failure is m.ProbeFailure.UNREACHABLE:
+            # The borrowed tunnel died: that is our link lost, so build our own.
+            reason = f"the reused tunnel stopped answering: {result.message}"
+            self._queue.put_nowait((gen, m.LinkLost(self.now(), reason)))
         else:
             assert result.failure is not None
             self.detail_code = result.detail_code
