@@ -38,12 +38,13 @@ class _Client(asyncssh.SSHClient):
         self._policy = policy
         self._on_lost = on_lost
         self.closing = False
+        self.established = False  # failures before this are reported by open_tunnel itself
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
         return self._policy.validate(host, addr, port, key)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closing:
+        if self.established and not self.closing:
             self._on_lost(str(exc) if exc else "SSH connection closed by the server")
 
 
@@ -143,4 +144,7 @@ async def open_tunnel(
         client.closing = True
         conn.close()
         raise TunnelError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", fatal=False) from None
+    client.established = True
+    if conn.is_closed():  # lost between login and now: report it as a failed connect
+        raise TunnelError(f"SSH connection to {target} closed right after login", fatal=False)
     return Tunnel(conn, listeners, port, client, target, conn.get_extra_info("send_cipher"))

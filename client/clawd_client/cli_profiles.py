@@ -1,0 +1,495 @@
+"""`clawd profile ...` and `clawd secret ...`: set up gateway connections and their secrets.
+
+The main CLI (cli.py) owns the top-level parser; this module only adds its subcommands via
+`register(subparsers)`, each with `set_defaults(func=handler)` where `handler(args) -> int`.
+Handlers catch UserError themselves and print `clawd: <message>` plus `fix:` on stderr, so they
+behave the same whether the main CLI catches errors or not.
+
+Secrets come only from a no-echo prompt or stdin, never from argv (visible in `ps` and shell
+history), and are never printed: output says where a secret went, not what it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import getpass
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from clawd_gateway.errors import UserError
+from clawd_gateway.protocol.constants import DEFAULT_PORT
+
+from . import importers, secrets
+from .profiles import Profile, ProfileStore, SshTarget, parse_ssh_target, replace
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+MAX_STDIN_SECRET = 4096
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _handled(fn: Handler) -> Handler:
+    """Print UserError the way the main CLI does and return its exit code; Ctrl-C is 130."""
+
+    @functools.wraps(fn)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except UserError as exc:
+            print(f"clawd: {exc.render()}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            print("", file=sys.stderr)
+            return 130
+
+    return wrapper
+
+
+def _out() -> TextIO:
+    return sys.stdout
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+# --- formatting -------------------------------------------------------------------------------------
+
+
+def describe_target(p: Profile) -> str:
+    if p.method == "ssh" and p.ssh is not None:
+        text = p.ssh.display()
+        if p.ssh.jump:
+            text += f" via {p.ssh.jump}"
+        return text
+    return p.url or "-"
+
+
+def _remote(p: Profile) -> str:
+    host = f"[{p.remote_host}]" if ":" in p.remote_host else p.remote_host
+    return f"{host}:{p.remote_port}"
+
+
+def _secret_status(p: Profile) -> dict[str, Any]:
+    """Whether a secret is available for the profile, and from where, without ever reading it out."""
+    override = secrets.env_override(p.auth)
+    if override is not None:
+        return {"available": True, "stored": None, "source": override.source}
+    try:
+        stored = secrets.stored_secret(p.name, p.auth)
+    except secrets.NoKeyringBackend as exc:
+        return {"available": False, "stored": None, "source": None, "error": str(exc), "why": "no keyring"}
+    except UserError as exc:  # locked, D-Bus trouble: the keyring exists but did not answer
+        return {"available": False, "stored": None, "source": None, "error": str(exc), "why": "keyring error"}
+    return {
+        "available": stored is not None,
+        "stored": stored is not None,
+        "source": stored.source if stored else None,
+    }
+
+
+def _secret_word(status: dict[str, Any]) -> str:
+    if status.get("error"):
+        return f"unknown ({status['why']})"
+    if status["source"] and status["source"].startswith("env "):
+        return status["source"]
+    return "stored" if status["stored"] else "missing"
+
+
+def _keyring_line(info: dict[str, Any]) -> str:
+    if info["usable"]:
+        prio = f", priority {info['priority']:g}" if info["priority"] is not None else ""
+        warn = " — PLAINTEXT, not encrypted" if info["plaintext"] else ""
+        return f"keyring: {info['label']} ({info['backend']}{prio}){warn}"
+    return f"keyring: not usable — {info['reason']}"
+
+
+def _table(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() + "\n")
+
+
+# --- profile add / list / remove ---------------------------------------------------------------------
+
+
+def _existing_file(text: str, flag: str) -> str:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise UserError(f"{flag} {text}: no such file", fix=f"check the path, or leave {flag} out")
+    return str(path.resolve())
+
+
+def _check_jump(text: str) -> str:
+    for hop in text.split(","):
+        try:
+            parse_ssh_target(hop)
+        except UserError:
+            raise UserError(
+                f"--jump {text!r}: {hop!r} is not a jump host",
+                fix="use [user@]host[:port], several separated by commas (as ProxyJump)",
+            ) from None
+    return text
+
+
+@_handled
+def cmd_profile_add(args: argparse.Namespace) -> int:
+    target = parse_ssh_target(args.ssh)
+    if args.keepalive is not None and not args.keepalive > 0:
+        raise UserError(f"--keepalive {args.keepalive:g}: must be more than 0 seconds")
+    ssh = SshTarget(
+        host=target.host,
+        user=target.user,
+        port=target.port,
+        identity=_existing_file(args.identity, "--identity") if args.identity else None,
+        jump=_check_jump(args.jump) if args.jump else None,
+        known_hosts=str(Path(args.known_hosts).expanduser().resolve()) if args.known_hosts else None,
+    )
+    profile = Profile(
+        name=args.name,
+        method="ssh",
+        ssh=ssh,
+        remote_host=args.remote_host,
+        remote_port=args.remote_port,
+        local_port=args.local_port,
+        auth=args.auth,
+    )
+    if args.keepalive is not None:
+        profile = replace(profile, keepalive_interval=float(args.keepalive))
+    store = ProfileStore()
+    store.add(profile, replace_existing=args.replace)
+    out = _out()
+    out.write(
+        f"profile {profile.name}: ssh {describe_target(profile)} -> {_remote(profile)}, "
+        f"local {profile.local_url} (saved in {store.path})\n"
+    )
+    if secrets.env_override(profile.auth) is None:
+        out.write(
+            f"next: store the gateway {profile.auth} with "
+            f"`clawd secret set {profile.name}{' --password' if profile.auth == 'password' else ''}`\n"
+        )
+    return EXIT_OK
+
+
+def _profile_row(p: Profile) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": p.name,
+        "method": p.method,
+        "target": describe_target(p),
+        "remote": _remote(p) if p.method == "ssh" else None,
+        "local_url": p.local_url if p.method == "ssh" else None,
+        "url": p.url,
+        "auth": p.auth,
+        "secret": _secret_status(p),
+    }
+    return data
+
+
+@_handled
+def cmd_profile_list(args: argparse.Namespace) -> int:
+    store = ProfileStore()
+    profiles = store.load()
+    info = secrets.backend_info()
+    rows = [_profile_row(p) for p in sorted(profiles.values(), key=lambda p: p.name)]
+    out = _out()
+    if args.json:
+        json.dump({"profiles_file": str(store.path), "profiles": rows, "keyring": info}, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    if not rows:
+        out.write(f"no profiles yet ({store.path})\n")
+        out.write("add one: clawd profile add NAME --ssh user@host   or: clawd profile import\n")
+    else:
+        table = [["NAME", "METHOD", "TARGET", "LOCAL URL", "AUTH", "SECRET"]]
+        for r in rows:
+            table.append(
+                [
+                    r["name"],
+                    r["method"],
+                    r["target"],
+                    r["local_url"] or r["url"] or "-",
+                    r["auth"],
+                    _secret_word(r["secret"]),
+                ]
+            )
+        _table(table, out)
+    out.write(_keyring_line(info) + "\n")
+    return EXIT_OK
+
+
+@_handled
+def cmd_profile_remove(args: argparse.Namespace) -> int:
+    store = ProfileStore()
+    gone = store.remove(args.name)
+    out = _out()
+    out.write(f"removed profile {gone.name} from {store.path}\n")
+    try:
+        cleared = secrets.clear_secret(gone.name)
+    except UserError as exc:
+        _err(f"clawd: warning: could not clear its keyring secrets: {exc.render()}")
+        return EXIT_OK
+    if cleared:
+        out.write(f"cleared its stored {' and '.join(cleared)} from the keyring\n")
+    return EXIT_OK
+
+
+# --- profile import ------------------------------------------------------------------------------
+
+
+@_handled
+def cmd_profile_import(args: argparse.Namespace) -> int:
+    explicit = args.ssh_config is not None or args.openclaw_config is not None
+    result = importers.import_all(
+        args.ssh_config,
+        args.openclaw_config,
+        use_ssh=args.ssh_config is not None or not explicit,
+        use_openclaw=args.openclaw_config is not None or not explicit,
+    )
+    store = ProfileStore()
+    existing = store.load()
+    todo = []
+    skipped = [{"name": None, "reason": reason} for reason in result.skipped]
+    for item in result.profiles:
+        if item.profile.name in existing and not args.replace:
+            skipped.append(
+                {
+                    "name": item.profile.name,
+                    "reason": f"profile exists (from {item.origin}); --replace overwrites it",
+                }
+            )
+            continue
+        todo.append(item)
+
+    destination = None
+    if todo and any(item.secrets for item in todo):
+        if args.dry_run:
+            info = secrets.backend_info()
+            destination = f"keyring ({info['label']})" if info["usable"] else None
+        else:
+            # Fail before writing anything: half an import (profiles without their secret) is worse.
+            try:
+                backend = secrets.usable_backend()
+            except secrets.NoKeyringBackend as exc:
+                exc.fix = (exc.fix or "") + (
+                    "\n       or import only the SSH config (it carries no secret): "
+                    "clawd profile import --ssh-config ~/.ssh/config"
+                )
+                raise
+            destination = f"keyring ({secrets.backend_label(backend)})"
+
+    imported = []
+    for item in todo:
+        stored: dict[str, str | None] = {}
+        if not args.dry_run:
+            store.add(item.profile, replace_existing=args.replace)
+            for kind, secret in item.secrets.items():
+                stored[kind] = secrets.set_secret(item.profile.name, kind, secret.value)
+        else:
+            stored = dict.fromkeys(item.secrets, destination)
+        imported.append(
+            {
+                "name": item.profile.name,
+                "method": item.profile.method,
+                "target": describe_target(item.profile),
+                "local_url": item.profile.local_url if item.profile.method == "ssh" else item.profile.url,
+                "auth": item.profile.auth,
+                "origin": item.origin,
+                "secrets": [
+                    {"kind": kind, "from": item.secrets[kind].source, "to": where}
+                    for kind, where in stored.items()
+                ],
+                "notes": item.notes,
+            }
+        )
+
+    out = _out()
+    if args.json:
+        body = {
+            "dry_run": args.dry_run,
+            "profiles_file": str(store.path),
+            "sources": result.sources,
+            "imported": imported,
+            "skipped": skipped,
+        }
+        json.dump(body, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    verb = "would import" if args.dry_run else "imported"
+    for entry in imported:
+        out.write(
+            f"{verb} {entry['name']}: {entry['method']} {entry['target']} -> {entry['local_url']} "
+            f"(from {entry['origin']})\n"
+        )
+        for s in entry["secrets"]:
+            where = s["to"] or "nowhere yet: no usable keyring"
+            out.write(f"  {s['kind']} ({s['from']}) -> {where}\n")
+        for note in entry["notes"]:
+            out.write(f"  note: {note}\n")
+    for entry in skipped:
+        who = f"{entry['name']}: " if entry["name"] else ""
+        out.write(f"skipped {who}{entry['reason']}\n")
+    if not imported:
+        out.write("nothing imported\n")
+    elif not args.dry_run:
+        out.write(f"profiles saved in {store.path}; secrets only in the keyring\n")
+    return EXIT_OK
+
+
+# --- secret set / clear ----------------------------------------------------------------------------
+
+
+def _read_secret(prompt: str) -> str:
+    """A no-echo prompt on a terminal, else exactly one line from stdin (never argv)."""
+    stdin = sys.stdin
+    if stdin is not None and stdin.isatty():
+        try:
+            value = getpass.getpass(prompt)
+        except EOFError:
+            value = ""
+    else:
+        if stdin is None:
+            raise UserError(
+                "no terminal and no stdin to read the secret from",
+                fix="pipe it in: ... | clawd secret set NAME",
+            )
+        value = stdin.readline(MAX_STDIN_SECRET + 2)
+    value = value.rstrip("\r\n")
+    if not value.strip():
+        raise UserError(
+            "no secret given (the input was empty)",
+            fix='type it at the prompt, or pipe it in: printf %s "$TOKEN" | clawd secret set NAME',
+        )
+    return value
+
+
+@_handled
+def cmd_secret_set(args: argparse.Namespace) -> int:
+    profile = ProfileStore().get(args.name)
+    kind = "password" if args.password else profile.auth
+    what = "gateway password" if kind == "password" else "gateway token"
+    secrets.usable_backend()  # say "no keyring" before asking the user to type anything
+    value = _read_secret(f"{what} for profile {profile.name}: ")
+    where = secrets.set_secret(profile.name, kind, value)
+    del value
+    out = _out()
+    out.write(f"stored the {what} for profile {profile.name} in the {where}\n")
+    if kind != profile.auth:
+        out.write(f"note: profile {profile.name} uses {profile.auth} auth, so this {kind} is not used yet\n")
+    override = secrets.env_override(kind)
+    if override is not None:
+        out.write(
+            f"note: {override.source.removeprefix('env ')} is set here and overrides the stored {kind}\n"
+        )
+    return EXIT_OK
+
+
+@_handled
+def cmd_secret_clear(args: argparse.Namespace) -> int:
+    known = args.name in ProfileStore().load()
+    cleared = secrets.clear_secret(args.name)
+    out = _out()
+    if cleared:
+        out.write(f"cleared the stored {' and '.join(cleared)} of profile {args.name}\n")
+        return EXIT_OK
+    if not known:
+        raise UserError(f"no profile named {args.name!r} and no stored secret for it")
+    out.write(f"profile {args.name} had no stored secret\n")
+    return EXIT_OK
+
+
+# --- registration ----------------------------------------------------------------------------------
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
+def _help_for(parser: argparse.ArgumentParser) -> Handler:
+    def show(args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    return show
+
+
+def register(subparsers: Any) -> None:
+    """Add `profile` and `secret` to the main CLI's `add_subparsers()` object.
+
+    Every leaf parser sets `func`; the main CLI calls `args.func(args)` and exits with the result.
+    """
+    profile = subparsers.add_parser("profile", help="gateway connection profiles (add, list, remove, import)")
+    profile.set_defaults(func=_help_for(profile))
+    psub = profile.add_subparsers(dest="profile_command", metavar="ACTION")
+
+    add = psub.add_parser("add", help="add an SSH-tunnelled gateway profile")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument(
+        "--ssh", required=True, metavar="[USER@]HOST[:PORT]", help="SSH server (or ~/.ssh/config alias)"
+    )
+    add.add_argument("--identity", metavar="FILE", help="private key file (default: agent and default keys)")
+    add.add_argument("--jump", metavar="HOST", help="jump host(s), as ProxyJump: [user@]host[:port][,...]")
+    add.add_argument("--remote-host", default="127.0.0.1", help="gateway host as seen from the SSH server")
+    add.add_argument(
+        "--remote-port", type=_port, default=DEFAULT_PORT, help=f"gateway port (default {DEFAULT_PORT})"
+    )
+    add.add_argument(
+        "--local-port", type=_port, default=DEFAULT_PORT, help=f"local port (default {DEFAULT_PORT})"
+    )
+    add.add_argument(
+        "--auth", choices=("token", "password"), default="token", help="gateway auth (default token)"
+    )
+    add.add_argument("--known-hosts", metavar="FILE", help="known_hosts file (default ~/.ssh/known_hosts)")
+    add.add_argument("--keepalive", type=float, metavar="SECONDS", help="SSH keepalive interval (default 1)")
+    add.add_argument("--replace", action="store_true", help="overwrite a profile with the same name")
+    add.set_defaults(func=cmd_profile_add)
+
+    lst = psub.add_parser("list", help="list profiles, whether a secret is stored, and the keyring backend")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+    lst.set_defaults(func=cmd_profile_list)
+
+    rm = psub.add_parser("remove", help="remove a profile and its keyring secrets")
+    rm.add_argument("name", metavar="NAME")
+    rm.set_defaults(func=cmd_profile_remove)
+
+    imp = psub.add_parser(
+        "import",
+        help="import ~/.ssh/config LocalForward hosts and OpenClaw's gateway.remote",
+        description=(
+            "Without options, reads both ~/.ssh/config and OpenClaw's config. Naming one file "
+            "imports from that source only (name both to read both)."
+        ),
+    )
+    imp.add_argument("--ssh-config", metavar="FILE", help="an ssh_config file (default ~/.ssh/config)")
+    imp.add_argument(
+        "--openclaw-config", metavar="FILE", help="OpenClaw config (default ~/.openclaw/openclaw.json)"
+    )
+    imp.add_argument("--dry-run", action="store_true", help="show what would be imported; change nothing")
+    imp.add_argument("--replace", action="store_true", help="overwrite profiles that already exist")
+    imp.add_argument("--json", action="store_true", help="machine-readable output")
+    imp.set_defaults(func=cmd_profile_import)
+
+    secret = subparsers.add_parser("secret", help="gateway secrets in the OS keyring (set, clear)")
+    secret.set_defaults(func=_help_for(secret))
+    ssub = secret.add_subparsers(dest="secret_command", metavar="ACTION")
+    sset = ssub.add_parser(
+        "set",
+        help="store a profile's gateway token (or --password) in the keyring",
+        description="Reads the secret from a no-echo prompt, or one line from stdin when piped; never argv.",
+    )
+    sset.add_argument("name", metavar="NAME")
+    sset.add_argument("--password", action="store_true", help="store a gateway password instead of a token")
+    sset.set_defaults(func=cmd_secret_set)
+    sclear = ssub.add_parser("clear", help="delete a profile's stored secrets from the keyring")
+    sclear.add_argument("name", metavar="NAME")
+    sclear.set_defaults(func=cmd_secret_clear)
+
+
+__all__ = ["describe_target", "register"]
