@@ -7,12 +7,12 @@ import time
 from dataclasses import replace
 
 import pytest
-
-from clawd_client.profiles import Profile, SshTarget
 from tests.support.relay import relay
 from tests.support.servers import free_port
 from tests.support.supervisor import supervised
 from tests.support.wsclient import handshake
+
+from clawd_client.profiles import Profile, SshTarget
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 DETECTION_BOUND_S = 4.0  # keepalive 1 s x 3 -> the "within 4 s of silence"

@@ -130,6 +130,12 @@ def cmd_connect(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     profile = _profile(args.name)
+    if profile.method != "ssh":
+        raise UserError(
+            f"profile {profile.name!r} uses method {profile.method!r}, which `clawd connect` does not "
+            "drive yet (only ssh in this version)",
+            fix=f"check it directly: clawd health {profile.name} --url {profile.url or 'wss://...'}",
+        )
     if args.local_port:
         profile = replace(profile, local_port=args.local_port)
     return asyncio.run(_connect(profile, args.accept_new))

@@ -1,0 +1,185 @@
+"""`clawd` as a user runs it, against a real sshd and a real clawd-gateway: profile, secret in a
+real keyring, connect, status from the running supervisor, health, doctor, clean shutdown, and
+no secret in any file, log line or process command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.support.keyring_session import secret_service  # noqa: F401
+from tests.support.servers import free_port
+
+TOKEN = "s3cret-token-for-tests-0123456789"
+
+
+def clawd(args, env, *, input=None, timeout=60):
+    return subprocess.run(
+        [sys.executable, "-m", "clawd_client", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=input,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def client_env(tmp_path, secret_service):  # noqa: F811
+    env = dict(secret_service.env)
+    for var in list(env):
+        if var.startswith(("OPENCLAW_", "CLAWDBOT_")):
+            del env[var]
+    env.update(
+        HOME=str(tmp_path / "home"),
+        CLAWD_CONFIG_DIR=str(tmp_path / "cfg"),
+        CLAWD_STATE_DIR=str(tmp_path / "state"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def add_profile(env, sshd, gateway, local_port, name="vps"):
+    r = clawd(
+        [
+            "profile",
+            "add",
+            name,
+            "--ssh",
+            f"{sshd.user}@127.0.0.1:{sshd.port}",
+            "--identity",
+            str(sshd.client_key_path),
+            "--known-hosts",
+            str(sshd.known_hosts),
+            "--remote-port",
+            str(gateway.port),
+            "--local-port",
+            str(local_port),
+        ],
+        env,
+    )
+    assert r.returncode == 0, r.stderr
+
+
+def test_connect_status_health_doctor_and_no_leaks(client_env, sshd, gateway, tmp_path):
+    env = client_env
+    local_port = free_port()
+    add_profile(env, sshd, gateway, local_port)
+    r = clawd(["secret", "set", "vps"], env, input=TOKEN + "\n")
+    assert r.returncode == 0, r.stderr
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clawd_client", "connect", "vps"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    out_lines: list[str] = []
+    err_lines: list[str] = []
+    healthy = threading.Event()
+
+    def pump(stream, sink, flag=None):
+        for line in stream:
+            sink.append(line)
+            if flag is not None and " healthy " in line:
+                flag.set()
+
+    threads = [
+        threading.Thread(target=pump, args=(proc.stdout, out_lines, healthy), daemon=True),
+        threading.Thread(target=pump, args=(proc.stderr, err_lines), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    try:
+        assert healthy.wait(30), "".join(out_lines + err_lines)
+        st = clawd(["status", "--json"], env)
+        assert st.returncode == 0, st.stdout + st.stderr
+        tunnel = json.loads(st.stdout)["tunnels"][0]
+        assert tunnel["running"] and tunnel["state"] == "healthy" and tunnel["pid"] == proc.pid
+        assert tunnel["localUrl"] == f"ws://127.0.0.1:{local_port}"
+
+        h = clawd(["health", "vps", "--json"], env)
+        assert h.returncode == 0 and json.loads(h.stdout)["ok"] is True, h.stdout + h.stderr
+        assert json.loads(h.stdout)["credentials"].startswith("keyring")
+
+        d = clawd(["doctor", "vps", "--json"], env)
+        report = json.loads(d.stdout)
+        assert d.returncode == 0 and report["ok"], d.stdout
+        assert [hop["hop"] for hop in report["hops"]] == [
+            "profile",
+            "secret",
+            "dns",
+            "tcp",
+            "host-key",
+            "ssh-auth",
+            "remote-port",
+            "gateway-auth",
+            "health",
+        ]
+
+        again = clawd(["connect", "vps"], env, timeout=30)
+        assert again.returncode == 1 and f"pid {proc.pid}" in again.stderr and "Traceback" not in again.stderr
+
+        # No secret anywhere it could leak.
+        assert TOKEN not in " ".join(psutil.Process(proc.pid).cmdline())
+        for path in Path(env["CLAWD_CONFIG_DIR"]).rglob("*"):
+            if path.is_file():
+                assert TOKEN not in path.read_text(errors="replace"), path
+        for path in Path(env["CLAWD_STATE_DIR"]).rglob("*"):
+            if path.is_file():
+                assert TOKEN not in path.read_text(errors="replace"), path
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(15)
+        for t in threads:
+            t.join(5)
+    assert code == 0
+    assert TOKEN not in "".join(out_lines + err_lines)
+    assert clawd(["status"], env).returncode == 3  # nothing running any more: the status was withdrawn
+
+
+def test_doctor_names_the_first_broken_hop(client_env, sshd, make_gateway):
+    env = dict(client_env, OPENCLAW_GATEWAY_TOKEN="WRONG-token-000000")
+    gw = make_gateway(token=TOKEN)
+    add_profile(env, sshd, gw, free_port())
+    d = clawd(["doctor", "vps", "--json"], env)
+    report = json.loads(d.stdout)
+    assert d.returncode == 4 and report["firstBroken"] == "gateway-auth"
+    assert "token mismatch" in report["hops"][-1]["detail"]
+    gw.stop()
+    d = clawd(["doctor", "vps"], env)
+    assert d.returncode == 1 and "first broken hop: remote-port" in d.stdout and "fix:" in d.stdout
+    sshd.close()
+    d = clawd(["doctor", "vps"], env)
+    assert "first broken hop: tcp" in d.stdout
+
+
+def test_connect_fails_fast_and_clearly_on_changed_host_key(client_env, sshd, gateway):
+    env = dict(client_env, OPENCLAW_GATEWAY_TOKEN=TOKEN)
+    add_profile(env, sshd, gateway, free_port())
+    sshd.regenerate_host_key()
+    r = clawd(["connect", "vps"], env, timeout=30)
+    assert r.returncode == 4
+    assert "REMOTE HOST KEY CHANGED" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_no_keyring_backend_is_explained(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBUS_", "OPENCLAW_", "CLAWDBOT_"))}
+    env.update(
+        HOME=str(tmp_path),
+        CLAWD_CONFIG_DIR=str(tmp_path / "cfg"),
+        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+    )
+    clawd(["profile", "add", "x", "--ssh", "me@example.invalid"], env)
+    r = clawd(["secret", "set", "x"], env, input="tok-123456789\n")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "keyring" in r.stderr.lower() and "fix" in r.stderr
