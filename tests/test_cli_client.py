@@ -14,7 +14,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from tests.support.keyring_session import secret_service  # noqa: F401
 from tests.support.servers import free_port
 

@@ -222,3 +222,51 @@ def test_clawd_health_wrong_token_against_real_gateway(real_gateway: PeerGateway
     assert result["ok"] is False
     assert result["hop"] == "auth"
     assert result["error"]["details"]["code"] == "AUTH_TOKEN_MISMATCH", result
+
+
+# -- the clawd tunnel in front of the REAL OpenClaw gateway -----------------------------------------
+
+
+def test_tunnel_to_real_gateway_and_clawd_health_through_it(
+    real_gateway: PeerGateway, sshd: Any, tmp_path: Path
+) -> None:
+    """The same SSH tunnel and end-to-end probe work in front of a real OpenClaw gateway."""
+    from tests.support.supervisor import supervised
+
+    from clawd_client.profiles import Profile, SshTarget
+
+    local_port = free_port()
+    profile = Profile(
+        name="real",
+        ssh=SshTarget(
+            host="127.0.0.1",
+            user=sshd.user,
+            port=sshd.port,
+            identity=str(sshd.client_key_path),
+            known_hosts=str(sshd.known_hosts),
+        ),
+        remote_port=real_gateway.port,
+        local_port=local_port,
+    )
+    with supervised(profile, PEER_TOKEN) as w:
+        st = w.wait_state("healthy", 30)
+        assert st["server"]["version"] == OPENCLAW_VERSION
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "CLAWDBOT_"))}
+        env.update(HOME=str(tmp_path), OPENCLAW_GATEWAY_TOKEN=PEER_TOKEN)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "clawd_client",
+                "health",
+                "--url",
+                f"ws://127.0.0.1:{local_port}",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert r.returncode == 0, _show(r)
+        assert json.loads(r.stdout)["ok"] is True
