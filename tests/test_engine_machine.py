@@ -90,7 +90,11 @@ for _s in State:
         EXPECTED[(_s, Stop)] = (State.STOPPED, [CancelTimer(), CloseTunnel()])
 
 
-@pytest.mark.parametrize(("state", "event"), list(itertools.product(State, EVENT_TYPES)), ids=lambda x: getattr(x, "name", getattr(x, "__name__", str(x))))
+@pytest.mark.parametrize(
+    ("state", "event"),
+    list(itertools.product(State, EVENT_TYPES)),
+    ids=lambda x: getattr(x, "name", getattr(x, "__name__", str(x))),
+)
 def test_transition_table(state, event):
     snap = Snapshot(state=state, since=NOW - 10, next_attempt_at=NOW - 1 if state is State.BACKOFF else None)
     new, actions = machine().step(snap, make_event(event))

@@ -231,23 +231,10 @@ def test_tunnel_to_real_gateway_and_clawd_health_through_it(
     real_gateway: PeerGateway, sshd: Any, tmp_path: Path
 ) -> None:
     """The same SSH tunnel and end-to-end probe work in front of a real OpenClaw gateway."""
-    from tests.support.supervisor import supervised
-
-    from clawd_client.profiles import Profile, SshTarget
+    from tests.support.supervisor import ssh_profile, supervised
 
     local_port = free_port()
-    profile = Profile(
-        name="real",
-        ssh=SshTarget(
-            host="127.0.0.1",
-            user=sshd.user,
-            port=sshd.port,
-            identity=str(sshd.client_key_path),
-            known_hosts=str(sshd.known_hosts),
-        ),
-        remote_port=real_gateway.port,
-        local_port=local_port,
-    )
+    profile = ssh_profile(sshd, real_gateway.port, local_port, name="real")
     with supervised(profile, PEER_TOKEN) as w:
         st = w.wait_state("healthy", 30)
         assert st["server"]["version"] == OPENCLAW_VERSION

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from tests.support.relay import relay
 from tests.support.servers import free_port
-from tests.support.supervisor import supervised
+from tests.support.supervisor import ssh_profile, supervised
 from tests.support.wsclient import handshake
 
 from clawd_client.profiles import Profile, SshTarget
@@ -19,19 +19,7 @@ DETECTION_BOUND_S = 4.0  # keepalive 1 s x 3 -> the issue's "within 4 s of silen
 
 
 def profile_for(sshd, gateway, **changes) -> Profile:
-    p = Profile(
-        name="t",
-        ssh=SshTarget(
-            host="127.0.0.1",
-            user=sshd.user,
-            port=sshd.port,
-            identity=str(sshd.client_key_path),
-            known_hosts=str(sshd.known_hosts),
-        ),
-        remote_port=gateway.port,
-        local_port=free_port(),
-    )
-    return replace(p, **changes)
+    return replace(ssh_profile(sshd, gateway.port, free_port()), **changes)
 
 
 def test_healthy_through_the_tunnel(sshd, gateway):

@@ -11,8 +11,20 @@ from typing import Any
 
 from clawd_client.engine.portguard import make_port_guard
 from clawd_client.engine.runner import Supervisor
-from clawd_client.profiles import Profile
+from clawd_client.profiles import Profile, SshTarget
 from clawd_gateway.secret import Secret
+
+
+def ssh_profile(sshd: Any, remote_port: int, local_port: int, name: str = "t") -> Profile:
+    """A profile for the test sshd fixture, with its client key and pinned host key."""
+    target = SshTarget(
+        host="127.0.0.1",
+        user=sshd.user,
+        port=sshd.port,
+        identity=str(sshd.client_key_path),
+        known_hosts=str(sshd.known_hosts),
+    )
+    return Profile(name=name, ssh=target, remote_port=remote_port, local_port=local_port)
 
 
 class Watched:
@@ -35,23 +47,8 @@ class Watched:
     def wait(
         self, pred: Callable[[dict[str, Any]], bool], timeout: float, what: str = "state"
     ) -> dict[str, Any]:
-        """Block until a published status satisfies `pred` (checked from `after` onwards)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            seen = 0
-            while True:
-                for st in self.history[seen:]:
-                    if pred(st):
-                        return st
-                seen = len(self.history)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    states = [s["state"] for s in self.history[-12:]]
-                    raise AssertionError(
-                        f"timed out after {timeout}s waiting for {what}; recent: {states}; "
-                        f"last: {self.history[-1] if self.history else None}"
-                    )
-                self._cond.wait(remaining)
+        """Block until any published status (from the first one on) satisfies `pred`."""
+        return self.wait_from(0, pred, timeout, what)
 
     def wait_state(self, state: str, timeout: float = 15.0, after: int | None = None) -> dict[str, Any]:
         start = len(self.history) if after is None else after
