@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register(sub)
+    from .cli_autostart import register as register_autostart
+
+    register_autostart(sub)
     return parser
 
 
