@@ -24,7 +24,7 @@ from .log import setup_logging
 from .settings import GENERATED_TOKEN_FILE, Overrides, resolve_settings
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DOWN = 0, 1, 2, 3
-SUBCOMMANDS = {"run", "health", "status", "config"}
+SUBCOMMANDS = {"run", "health", "status", "config", "install-service", "uninstall-service"}
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
@@ -92,6 +92,43 @@ def build_parser() -> argparse.ArgumentParser:
     check = csub.add_parser("check", help="validate the config and show effective settings (secrets masked)")
     _add_config(check)
     check.add_argument("--json", action="store_true")
+
+    inst = sub.add_parser(
+        "install-service",
+        help="install a hardened systemd unit (launchd plist on macOS) that runs the gateway",
+    )
+    inst.add_argument(
+        "--user", action="store_true", help="a per-user service (systemd --user, LaunchAgent) instead"
+    )
+    inst.add_argument(
+        "--print", dest="print_only", action="store_true", help="print the unit instead of writing it"
+    )
+    _add_config(inst)
+    inst.add_argument(
+        "--run-as",
+        metavar="USER",
+        help="system service: the account it runs as (default: whoever ran sudo, else you)",
+    )
+    inst.add_argument(
+        "--enable",
+        action="store_true",
+        help="also run systemctl daemon-reload + enable --now (launchctl bootstrap on macOS)",
+    )
+    inst.add_argument(
+        "--manager", choices=["systemd", "launchd"], help="service manager (default: this OS's)"
+    )
+
+    uninst = sub.add_parser("uninstall-service", help="remove what install-service wrote")
+    uninst.add_argument("--user", action="store_true", help="the per-user service")
+    uninst.add_argument("--purge", action="store_true", help="also delete the environment file (the secret)")
+    uninst.add_argument(
+        "--disable",
+        action="store_true",
+        help="first run systemctl disable --now (launchctl bootout on macOS)",
+    )
+    uninst.add_argument(
+        "--manager", choices=["systemd", "launchd"], help="service manager (default: this OS's)"
+    )
     return parser
 
 
@@ -112,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.config_command != "check":
                 parser.parse_args(["config", "--help"])
             return cmd_config_check(args)
+        if args.command == "install-service":
+            return cmd_install_service(args)
+        if args.command == "uninstall-service":
+            return cmd_uninstall_service(args)
     except UserError as exc:
         print(f"clawd-gateway: {exc.render()}", file=sys.stderr)
         return exc.exit_code
@@ -399,6 +440,73 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         print(f"  warning: {w}")
     for n in eff["notes"]:
         print(f"  note: {n}")
+    return EXIT_OK
+
+
+# --- install-service / uninstall-service ---------------------------------------------------------
+
+
+def cmd_install_service(args: argparse.Namespace) -> int:
+    from . import service
+
+    scope = "user" if args.user else "system"
+    plan = service.plan_install(scope=scope, manager=args.manager, config=args.config, run_as=args.run_as)
+    sp = plan.paths
+    if args.print_only:
+        sys.stdout.write(plan.content.decode("utf-8"))
+        secret = {
+            "keep": "exists and keeps its secret",
+            "unreadable": "exists (readable by root only)",
+            "none-needed": f"would be created without a secret ({plan.secret.source})",
+        }.get(plan.secret.action, f"would get {plan.secret.var} ({plan.secret.source})")
+        print(f"clawd-gateway: would write {sp.real(sp.unit)}", file=sys.stderr)
+        print(
+            f"clawd-gateway: environment file {sp.real(sp.env_file)} (mode 0600): {secret}", file=sys.stderr
+        )
+        return EXIT_OK
+    result = service.install(plan, enable=args.enable)
+    kind = f"{sp.manager} {'user' if args.user else 'system'} service"
+    print(f"clawd-gateway: installed the {kind} {'(unchanged)' if not result.unit_written else ''}".rstrip())
+    print(f"  unit     {sp.real(sp.unit)}")
+    who = "" if args.user else f" as user {plan.run_as}"
+    print(f"  runs     {' '.join(plan.spec.argv)}{who}")
+    print(f"  secret   {result.secret_message}")
+    print(f"  state    {plan.state_dir}")
+    for note in plan.notes:
+        print(f"  note     {note}")
+    if result.ran:
+        print("Ran:")
+        for cmd in result.ran:
+            print(f"  {cmd}")
+    else:
+        print("Start it now and at every boot:")
+        for step in result.next_steps:
+            print(f"  {step.display()}")
+    print("Check it: " + " · ".join(s.display() for s in service.status_steps(sp)))
+    return EXIT_OK
+
+
+def cmd_uninstall_service(args: argparse.Namespace) -> int:
+    from . import service
+
+    scope = "user" if args.user else "system"
+    result = service.uninstall(scope=scope, manager=args.manager, purge=args.purge, disable=args.disable)
+    for path in result.removed:
+        print(f"clawd-gateway: removed {path}")
+    for path in result.missing:
+        print(f"clawd-gateway: {path} was not there")
+    if result.ran:
+        print("Ran:")
+        for cmd in result.ran:
+            print(f"  {cmd}")
+    else:
+        print("If it is still running, stop it:")
+        for step in result.next_steps:
+            print(f"  {step.display()}")
+    if not args.purge:
+        sp = service.service_paths(args.manager or service.default_manager(), scope)
+        if sp.real(sp.env_file).exists():
+            print(f"The environment file (the secret) stays: {sp.real(sp.env_file)}; --purge deletes it.")
     return EXIT_OK
 
 
