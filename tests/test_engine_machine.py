@@ -22,6 +22,7 @@ from clawd_client.engine.machine import (
     ProbeFailed,
     ProbeFailure,
     ProbeOk,
+    Reachable,
     ReconnectNow,
     SetTimer,
     Snapshot,
@@ -80,6 +81,7 @@ EXPECTED = {
     (State.HEALTHY, TimerFired): (State.HEALTHY, [Probe()]),
     (State.DEGRADED, TimerFired): (State.DEGRADED, [Probe()]),
     (State.BACKOFF, Wake): (State.CONNECTING, [CancelTimer(), CloseTunnel(), OpenTunnel()]),
+    (State.BACKOFF, Reachable): (State.CONNECTING, [CancelTimer(), OpenTunnel()]),
     (State.HEALTHY, Wake): (State.HEALTHY, [Probe()]),
     (State.DEGRADED, Wake): (State.DEGRADED, [Probe()]),
     (State.FORWARDING, Wake): (State.FORWARDING, [Probe()]),
@@ -170,3 +172,11 @@ def test_early_backoff_timer_rearms():
     m = machine()
     snap = Snapshot(state=State.BACKOFF, next_attempt_at=10.0)
     assert m.step(snap, TimerFired(9.0)) == (snap, [SetTimer(10.0)])
+
+
+def test_reachable_skips_the_wait_but_keeps_the_backoff_count():
+    m = machine()
+    snap = Snapshot(state=State.BACKOFF, attempts=5, next_attempt_at=NOW + 20)
+    new, actions = m.step(snap, Reachable(NOW))
+    assert new.state is State.CONNECTING and new.attempts == 5
+    assert actions == [CancelTimer(), OpenTunnel()]

@@ -93,6 +93,13 @@ class TimerFired:
 
 
 @dataclass(frozen=True)
+class Reachable:
+    """While backing off after a network-level failure, the SSH port started accepting again."""
+
+    now: float
+
+
+@dataclass(frozen=True)
 class Wake:
     """The machine slept (wall clock jumped past monotonic) or the network changed."""
 
@@ -306,6 +313,12 @@ def _timer_backoff(m: Machine, snap: Snapshot, ev: Event) -> Result:
     return _connect(m, snap, ev)
 
 
+def _reachable(m: Machine, snap: Snapshot, ev: Event) -> Result:
+    """Connect now, skipping the rest of the wait; unlike Wake this keeps `attempts`, so a
+    server that accepts TCP but keeps failing SSH still backs off."""
+    return _connect(m, snap, ev)
+
+
 def _ignore(m: Machine, snap: Snapshot, ev: Event) -> Result:
     return snap, []
 
@@ -347,6 +360,9 @@ _on((S.IDLE, S.CONNECTING, S.BACKOFF, S.FATAL, S.STOPPED), (ProbeOk, ProbeFailed
 _on((S.BACKOFF,), (TimerFired,), _timer_backoff)
 _on(_UP, (TimerFired,), _probe_due)
 _on((S.IDLE, S.CONNECTING, S.FATAL, S.STOPPED), (TimerFired,), _ignore)
+# The server came back while we were waiting: connect now.
+_on((S.BACKOFF,), (Reachable,), _reachable)
+_on(tuple(s for s in _ALL if s is not S.BACKOFF), (Reachable,), _ignore)
 # Wake from sleep / network change: re-probe at once instead of waiting out timers.
 _on((S.BACKOFF,), (Wake,), _restart)
 _on(_UP, (Wake,), _probe_due)
@@ -362,5 +378,6 @@ EVENT_TYPES: tuple[type, ...] = (
     ProbeOk,
     ProbeFailed,
     TimerFired,
+    Reachable,
     Wake,
 )

@@ -29,6 +29,8 @@ log = logging.getLogger("clawd.engine")
 SecretProvider = Callable[[], "Secret | None"]
 Listener = Callable[[dict[str, Any]], None]
 WAKE_POLL_S = 2.0
+REACH_POLL_S = 0.2  # during backoff only: one TCP SYN per poll while the server is down
+REACH_TIMEOUT_S = 0.5
 
 
 class Supervisor:
@@ -64,6 +66,9 @@ class Supervisor:
         self.detail_code: str | None = None
         self.last_cause: Exception | None = None  # why the last connect failed, for the CLI/tray
         self._reusing = False  # serving through someone else's working tunnel on our port
+        self._network_failure = False  # the last connect failed before reaching the server
+        self._last_peer: tuple[str, int] | None = None
+        self._reach_task: asyncio.Task[None] | None = None
         self._wall_since = time.time()
 
     # -- public commands (thread-safe via post) -------------------------------------------------
@@ -117,6 +122,7 @@ class Supervisor:
         self.snapshot, actions = self.machine.step(before, event)
         for action in actions:
             await self._perform(action)
+        self._update_reach_watch()
         if self.snapshot != before:
             if self.snapshot.state != before.state:
                 self._wall_since = time.time()
@@ -185,12 +191,17 @@ class Supervisor:
             )
         except TunnelError as exc:
             self.last_cause = exc.cause or exc
+            self._network_failure = exc.network
             self._queue.put_nowait((gen, m.ConnectFailed(self.now(), str(exc), fatal=exc.fatal)))
             return
         if gen != self._gen:
             await tunnel.close()
             return
         self._tunnel = tunnel
+        self._network_failure = False
+        peer = tunnel.conn.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2 and not (self.profile.ssh and self.profile.ssh.jump):
+            self._last_peer = (str(peer[0]), int(peer[1]))
         self.local_port = tunnel.local_port
         self._queue.put_nowait((gen, m.Connected(self.now())))
 
@@ -216,6 +227,37 @@ class Supervisor:
             self.detail_code = result.detail_code
             self._queue.put_nowait((gen, m.ProbeFailed(self.now(), result.failure, result.message)))
 
+    def _reach_target(self) -> tuple[str, int] | None:
+        ssh = self.profile.ssh
+        if ssh is None or ssh.jump:
+            return None  # behind a jump host the SSH port is not ours to poll
+        return self._last_peer or (ssh.host, ssh.port or 22)
+
+    def _update_reach_watch(self) -> None:
+        """Poll the SSH port only while backing off from a network failure, so the tunnel is back
+        within a poll interval of the server returning, and costs nothing when connected."""
+        want = self.snapshot.state is m.State.BACKOFF and self._network_failure
+        running = self._reach_task is not None and not self._reach_task.done()
+        if want and not running:
+            target = self._reach_target()
+            if target is not None:
+                self._reach_task = asyncio.create_task(self._watch_reachability(target), name="clawd-reach")
+        elif not want and running and self._reach_task is not None:
+            self._reach_task.cancel()
+            self._reach_task = None
+
+    async def _watch_reachability(self, target: tuple[str, int]) -> None:
+        host, port = target
+        while True:
+            await asyncio.sleep(REACH_POLL_S)
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), REACH_TIMEOUT_S)
+            except (OSError, asyncio.TimeoutError):
+                continue
+            writer.close()
+            self._queue.put_nowait((None, m.Reachable(self.now())))
+            return
+
     async def _watch_wake(self) -> None:
         prev = await asyncio.to_thread(take_sample)
         while True:
@@ -229,6 +271,8 @@ class Supervisor:
 
     async def _shutdown(self) -> None:
         self._cancel_timer()
+        if self._reach_task is not None:
+            self._reach_task.cancel()
         if self._wake_task is not None:
             self._wake_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -27,10 +27,27 @@ LOGIN_TIMEOUT = 20.0
 
 
 class TunnelError(Exception):
-    def __init__(self, message: str, *, fatal: bool, cause: UserError | None = None) -> None:
+    """`network` marks failures where the server was not reachable at all (refused, timeout,
+    unreachable, DNS): the runner then watches for the port to come back instead of only
+    waiting out its backoff."""
+
+    def __init__(
+        self, message: str, *, fatal: bool, cause: UserError | None = None, network: bool = False
+    ) -> None:
         super().__init__(message)
         self.fatal = fatal
         self.cause = cause
+        self.network = network
+
+
+def _preferred_ciphers() -> list[str]:
+    """AES-GCM first: with AES-NI it costs far less CPU than chacha20-poly1305 in asyncssh
+    (measured 1.2-1.5x the forward throughput at ~0.6x the CPU); the rest keep asyncssh's order."""
+    from asyncssh.encryption import get_default_encryption_algs
+
+    gcm = [b"aes128-gcm@openssh.com", b"aes256-gcm@openssh.com"]
+    rest = [a for a in get_default_encryption_algs() if a not in gcm]
+    return [a.decode() for a in gcm + rest]
 
 
 class _Client(asyncssh.SSHClient):
@@ -76,6 +93,7 @@ def connect_options(profile: Profile, policy: HostKeyPolicy) -> dict[str, Any]:
         "keepalive_count_max": profile.keepalive_count,
         "connect_timeout": CONNECT_TIMEOUT,
         "login_timeout": LOGIN_TIMEOUT,
+        "encryption_algs": _preferred_ciphers(),
     }
     if ssh.port is not None:
         opts["port"] = ssh.port
@@ -123,12 +141,15 @@ async def open_tunnel(
     except FileNotFoundError as exc:
         raise TunnelError(f"file not found: {exc.filename}", fatal=True) from None
     except socket.gaierror as exc:
-        raise TunnelError(f"cannot resolve {profile.ssh.host}: {exc.strerror}", fatal=False) from None
+        raise TunnelError(
+            f"cannot resolve {profile.ssh.host}: {exc.strerror}", fatal=False, network=True
+        ) from None
     except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         if isinstance(exc, asyncio.TimeoutError):
             reason = f"no answer within {CONNECT_TIMEOUT:g}s"
-        raise TunnelError(f"SSH to {target} failed: {reason}", fatal=False) from None
+        network = isinstance(exc, OSError | asyncio.TimeoutError)
+        raise TunnelError(f"SSH to {target} failed: {reason}", fatal=False, network=network) from None
 
     port = profile.local_port if local_port is None else local_port
     listeners: list[asyncssh.SSHListener] = []
