@@ -450,3 +450,18 @@ def _try_open(url):
         return open_ws(url)
     except InvalidStatus:
         return None
+
+
+def test_lone_surrogates_cannot_break_other_clients(gateway):
+    """A client may announce garbage; it must not poison replies that include it."""
+    ws = open_ws(gateway.url)
+    recv_json(ws)
+    params = connect_params(TOKEN)
+    params["client"]["version"] = "\ud800"
+    ws.send(json.dumps({"type": "req", "id": "c1", "method": "connect", "params": params}))
+    assert recv_json(ws)["ok"] is True
+    other, _, _ = handshake(gateway.url, TOKEN)
+    with ws, other:
+        status = wait_res(other, send_req(other, "status"))
+        assert status["ok"] is True
+        assert any(c["version"] == "\ud800" for c in status["payload"]["gateway"]["clients"])

@@ -19,7 +19,7 @@ from clawd_gateway.secret import Secret
 
 from .engine.hostkeys import HostKeyPolicy, default_known_hosts
 from .engine.probe import probe_gateway
-from .engine.ssh import CONNECT_TIMEOUT, TunnelError, _Client, connect_options
+from .engine.ssh import CONNECT_TIMEOUT, TunnelError, _Client, connect_options, resolve_target
 from .profiles import Profile
 
 
@@ -86,8 +86,7 @@ async def diagnose(profile: Profile, secret: Secret | None, secret_error: str | 
         return report
     hops.append(Hop("secret", True, f"{profile.auth} from {secret.source}"))
 
-    host = profile.ssh.host
-    port = profile.ssh.port or 22
+    host, port = resolve_target(profile)
     t0 = time.perf_counter()
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -127,7 +126,10 @@ async def diagnose(profile: Profile, secret: Secret | None, secret_error: str | 
     client = _Client(policy, lambda reason: None)
     t0 = time.perf_counter()
     try:
-        conn, _ = await asyncssh.create_connection(lambda: client, host, **connect_options(profile, policy))
+        # The profile's own host (maybe a ~/.ssh/config alias), so User/IdentityFile apply as in `connect`.
+        conn, _ = await asyncssh.create_connection(
+            lambda: client, profile.ssh.host, **connect_options(profile, policy)
+        )
     except asyncssh.HostKeyNotVerifiable as exc:
         cause = policy.verdict
         hops.append(Hop("host-key", False, str(cause) if cause else str(exc), cause.fix if cause else None))
@@ -142,7 +144,20 @@ async def diagnose(profile: Profile, secret: Secret | None, secret_error: str | 
             )
         )
         return report
-    except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
+        hops.append(
+            Hop(
+                "ssh-auth",
+                False,
+                f"cannot use the SSH key {profile.ssh.identity}: {exc}",
+                "check the --identity path and that the key is not encrypted with an unknown passphrase",
+            )
+        )
+        return report
+    except asyncssh.ConfigParseError as exc:
+        hops.append(Hop("ssh", False, f"~/.ssh/config: {exc}", "fix the line named above"))
+        return report
+    except (OSError, asyncssh.Error, asyncio.TimeoutError, ValueError) as exc:
         hops.append(Hop("ssh", False, f"SSH failed: {exc or type(exc).__name__}", "run ssh -v to see more"))
         return report
     hops.append(Hop("host-key", True, f"verified against {known}"))
@@ -175,7 +190,13 @@ async def diagnose(profile: Profile, secret: Secret | None, secret_error: str | 
         listener = await conn.forward_local_port("127.0.0.1", 0, profile.remote_host, profile.remote_port)
         try:
             url = f"ws://127.0.0.1:{listener.get_port()}"
-            result = await probe_gateway(url, profile.auth, secret)
+            try:
+                result = await probe_gateway(url, profile.auth, secret)
+            except Exception as exc:  # doctor explains; it never crashes
+                hops.append(
+                    Hop("gateway", False, f"health check failed: {exc}", "look at the gateway's logs")
+                )
+                return report
         finally:
             listener.close()
         if result.ok:

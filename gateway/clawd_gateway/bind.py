@@ -112,6 +112,14 @@ def check_exposure(plan: BindPlan, auth_mode: str, has_secret: bool, tailscale_m
             key="gateway.auth.mode",
             fix='set gateway.auth.mode to "password" and OPENCLAW_GATEWAY_PASSWORD, or use serve',
         )
+    if tailscale_mode in ("serve", "funnel") and auth_mode == "none":
+        raise RefusalError(
+            f"auth mode none with tailscale {tailscale_mode} would let every device on the "
+            + ("internet" if tailscale_mode == "funnel" else "tailnet")
+            + " use this gateway without a secret",
+            key="gateway.auth.mode",
+            fix='set gateway.auth.mode to "token" or "password"',
+        )
     if plan.loopback_only:
         return
     if auth_mode == "none":

@@ -74,7 +74,12 @@ class Session:
 
     async def call(self, method: str, params: Any = None, timeout: float = 10.0) -> Any:
         req, send = self.machine.request(method, params)
-        await self.ws.send(send.text)
+        try:
+            await self.ws.send(send.text)
+        except ConnectionClosed as exc:
+            raise GatewayProtocolError(
+                f"gateway closed the connection before {method}: {_close_text(exc)}"
+            ) from None
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -196,7 +201,7 @@ async def open_session(
 
 
 def _is_auth(error: ErrorShape) -> bool:
-    code = (error.details or {}).get("code", "")
+    code = str((error.details or {}).get("code") or "")
     return (
         error.code == "NOT_PAIRED"
         or code.startswith("AUTH_")

@@ -67,7 +67,9 @@ def _secret(value: Any, key: str, file: Path | None) -> str:
             key=key,
             fix=f'use a plain string with env substitution, e.g. "{key}": "${{MY_SECRET}}"',
         )
-    return _str(value, key, file)
+    if not isinstance(value, str):
+        raise ConfigError(f"a {type(value).__name__} is not allowed (a string)", file=file, key=key)
+    return value
 
 
 def _str_list(value: Any, key: str, file: Path | None) -> list[str]:

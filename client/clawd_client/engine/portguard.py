@@ -8,6 +8,7 @@ from "some other program".
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 
 from clawd_gateway.secret import Secret
@@ -19,6 +20,38 @@ from .probe import probe_gateway
 PortGuard = Callable[[Profile], Awaitable["tuple[str, int, str] | None"]]
 
 
+def _may_receive_secret(holders: list[ports.PortHolder]) -> bool:
+    """Only a tunnel we could have started ourselves may see our gateway secret.
+
+    Verifying a listener means a full handshake with the profile's token, so a process squatting
+    on the port could harvest it. We trust a holder only if every listener belongs to a visible
+    process of this same user that is an SSH client or clawd (a same-user process can read the
+    keyring anyway); anything else is treated as a foreign program and left alone.
+    """
+    import getpass
+
+    import psutil
+
+    if not holders:
+        return False
+    me = getpass.getuser()
+    for holder in holders:
+        if holder.pid is None:
+            return False
+        if holder.pid == os.getpid():
+            continue  # another supervisor in this very process (e.g. a second profile)
+        try:
+            proc = psutil.Process(holder.pid)
+            if proc.username().split("\\")[-1] != me:
+                return False
+            what = " ".join([proc.name(), *proc.cmdline()[:3]]).lower()
+        except (psutil.Error, OSError):
+            return False
+        if "ssh" not in what and "clawd" not in what:
+            return False
+    return True
+
+
 def make_port_guard(secret: Callable[[], Secret | None]) -> PortGuard:
     async def guard(p: Profile) -> tuple[str, int, str] | None:
         check = await asyncio.to_thread(ports.check_port, p.local_port)
@@ -27,8 +60,12 @@ def make_port_guard(secret: Callable[[], Secret | None]) -> PortGuard:
         own = await asyncio.to_thread(ports.own_pids, p.name)
         plan = ports.plan_port(check, own, None)
         if plan.kind is ports.PlanKind.VERIFY:
-            result = await probe_gateway(f"ws://127.0.0.1:{p.local_port}", p.auth, secret(), timeout=3)
-            plan = ports.plan_port(check, own, result.ok)
+            if await asyncio.to_thread(_may_receive_secret, check.holders):
+                sec = await asyncio.to_thread(secret)
+                result = await probe_gateway(f"ws://127.0.0.1:{p.local_port}", p.auth, sec, timeout=3)
+                plan = ports.plan_port(check, own, result.ok)
+            else:
+                plan = ports.plan_port(check, own, False)
         return await asyncio.to_thread(ports.apply_plan, plan, p.local_port, profile=p.name)
 
     return guard

@@ -21,7 +21,7 @@ from clawd_gateway.secret import Secret
 from ..profiles import Profile
 from . import machine as m
 from .probe import ProbeResult, probe_gateway
-from .ssh import Tunnel, TunnelError, open_tunnel
+from .ssh import Tunnel, TunnelError, open_tunnel, resolve_target
 from .wake import detect, take_sample
 
 log = logging.getLogger("clawd.engine")
@@ -194,6 +194,13 @@ class Supervisor:
             self._network_failure = exc.network
             self._queue.put_nowait((gen, m.ConnectFailed(self.now(), str(exc), fatal=exc.fatal)))
             return
+        except Exception as exc:  # never leave the machine waiting for a result that won't come
+            log.exception("connect attempt failed unexpectedly")
+            self.last_cause = exc
+            self._network_failure = False
+            message = f"connect failed: {type(exc).__name__}: {exc}"
+            self._queue.put_nowait((gen, m.ConnectFailed(self.now(), message, fatal=False)))
+            return
         if gen != self._gen:
             await tunnel.close()
             return
@@ -208,13 +215,18 @@ class Supervisor:
     async def _probe(self, gen: int) -> None:
         url = f"ws://127.0.0.1:{self.local_port}"
         try:
-            secret = self._secret()
+            # Off the loop: a locked keyring may block on an unlock prompt, and keepalives must not.
+            secret = await asyncio.to_thread(self._secret)
         except Exception as exc:  # a keyring failure must not kill the supervisor
             self._queue.put_nowait(
                 (gen, m.ProbeFailed(self.now(), m.ProbeFailure.AUTH, f"cannot read the secret: {exc}"))
             )
             return
-        result: ProbeResult = await probe_gateway(url, self.profile.auth, secret)
+        try:
+            result: ProbeResult = await probe_gateway(url, self.profile.auth, secret)
+        except Exception as exc:  # a probe must always end in a result, or probing stops for good
+            log.exception("health probe failed unexpectedly")
+            result = ProbeResult(False, failure=m.ProbeFailure.UNHEALTHY, message=f"probe failed: {exc}")
         if result.ok:
             self.server, self.detail_code = result.server, None
             self._queue.put_nowait((gen, m.ProbeOk(self.now(), result.latency_ms)))
@@ -231,7 +243,7 @@ class Supervisor:
         ssh = self.profile.ssh
         if ssh is None or ssh.jump:
             return None  # behind a jump host the SSH port is not ours to poll
-        return self._last_peer or (ssh.host, ssh.port or 22)
+        return self._last_peer or resolve_target(self.profile)
 
     def _update_reach_watch(self) -> None:
         """Poll the SSH port only while backing off from a network failure, so the tunnel is back

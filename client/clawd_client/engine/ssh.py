@@ -84,6 +84,19 @@ class Tunnel:
             await asyncio.wait_for(self.conn.wait_closed(), 5)
 
 
+def resolve_target(profile: Profile) -> tuple[str, int]:
+    """The real host and port behind a profile, applying ~/.ssh/config (HostName, Port) the way
+    asyncssh will when it connects; an alias such as `clawdbot-remote` is not resolvable by DNS."""
+    assert profile.ssh is not None
+    ssh = profile.ssh
+    try:
+        opts = asyncssh.SSHClientConnectionOptions(host=ssh.host, port=ssh.port if ssh.port else ())
+        host, port = str(opts.host or ssh.host), int(opts.port or 22)
+    except (asyncssh.Error, ValueError, OSError):
+        host, port = ssh.host, ssh.port or 22
+    return host, ssh.port or port
+
+
 def connect_options(profile: Profile, policy: HostKeyPolicy) -> dict[str, Any]:
     assert profile.ssh is not None
     ssh = profile.ssh
@@ -148,7 +161,9 @@ async def open_tunnel(
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         if isinstance(exc, asyncio.TimeoutError):
             reason = f"no answer within {CONNECT_TIMEOUT:g}s"
-        network = isinstance(exc, OSError | asyncio.TimeoutError)
+        # Refused/unreachable: the server is not there. A timeout may be a hung sshd that accepts
+        # TCP, so it must not trigger the reachability fast path (it would defeat the backoff).
+        network = isinstance(exc, OSError) and not isinstance(exc, TimeoutError | asyncio.TimeoutError)
         raise TunnelError(f"SSH to {target} failed: {reason}", fatal=False, network=network) from None
 
     port = profile.local_port if local_port is None else local_port
@@ -165,6 +180,12 @@ async def open_tunnel(
         client.closing = True
         conn.close()
         raise TunnelError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", fatal=False) from None
+    except BaseException:  # cancelled mid-setup: never leave a logged-in connection or listener behind
+        client.closing = True
+        for lst in listeners:
+            lst.close()
+        conn.close()
+        raise
     client.established = True
     if conn.is_closed():  # lost between login and now: report it as a failed connect
         raise TunnelError(f"SSH connection to {target} closed right after login", fatal=False)

@@ -194,7 +194,8 @@ def request(req_id: str, method: str, params: JSONValue = None) -> dict[str, Any
 
 def encode(frame: dict[str, Any]) -> str:
     """Serialize compactly; the wire is JSON text, never binary."""
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    # ASCII escapes: a lone surrogate smuggled in by a client can never break encoding later.
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=True)
 
 
 def close_reason(message: str) -> str:
