@@ -69,8 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         register(sub)
     from .cli_autostart import register as register_autostart
+    from .cli_tray import register as register_tray
 
     register_autostart(sub)
+    register_tray(sub)
     return parser
 
 

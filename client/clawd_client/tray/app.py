@@ -49,6 +49,7 @@ from .presenter import (
     notify_step,
     present,
 )
+from .xorg import harden_xorg_icon
 
 log = logging.getLogger("clawd.tray")
 
@@ -121,6 +122,8 @@ class TrayApp:
         self._icon: Any = None
         self._stopping = threading.Event()
         self._icon_stopped = threading.Event()
+        self._visible = threading.Event()  # pystray's loop runs and the icon is shown
+        self._loop_done = threading.Event()  # pystray's loop has returned: nothing may be pushed
         self.engine = EngineHost(
             profile=profile, connect=connect, on_change=self._refresh, on_finished=self._engine_finished
         )
@@ -182,11 +185,15 @@ class TrayApp:
             self._title("clawd · starting…"),
             self._build_menu(()),
         )
+        if self.caps.backend == "xorg":
+            # Here, on the main thread before pystray's loop runs: nothing else uses Xlib yet.
+            harden_xorg_icon(self._icon)
         self._install_signal_handlers_main()
         self.engine.start()
         try:
             self._icon.run(setup=self._setup)
         finally:
+            self._loop_done.set()
             self._stopping.set()
             self.engine.quit()
             clean = self.engine.join(SHUTDOWN_TIMEOUT_S)
@@ -201,10 +208,9 @@ class TrayApp:
         if self.caps.backend in ("gtk", "appindicator"):
             self._install_signal_handlers_glib()
             self._guard_gtk_notifier(icon)
-        if self.caps.backend == "xorg":
-            self._xorg_enable_clicks(icon)
         log.info("tray icon visible")
-        self.engine.call(self._refresh)
+        self._visible.set()
+        self.engine.call(self._refresh)  # push whatever the engine reached in the meantime
 
     def _guard_gtk_notifier(self, icon: Any) -> None:
         """pystray's D-Bus notifier raises when no notification server runs (a bare session, CI),
@@ -223,19 +229,6 @@ class TrayApp:
                     return None
 
             setattr(notifier, name, safe)
-
-    def _xorg_enable_clicks(self, icon: Any) -> None:
-        """pystray's xorg window selects no ButtonPress events, so the tray host gets the clicks and
-        the default action never runs (ci-recipes.md 4a); select them on the icon's window."""
-        try:
-            from Xlib import X
-
-            icon._window.change_attributes(
-                event_mask=X.ExposureMask | X.StructureNotifyMask | X.ButtonPressMask
-            )
-            icon._display.flush()
-        except Exception:
-            log.exception("could not enable clicks on the xorg tray icon")
 
     # -- signals --------------------------------------------------------------------------------
 
@@ -306,7 +299,10 @@ class TrayApp:
 
     def _ui(self, fn: Callable[[], Any]) -> None:
         """Run fn where pystray wants it: inline for backends that marshal themselves, else on
-        the AppKit main thread."""
+        the AppKit main thread. Once pystray's loop has returned nothing is pushed: the xorg
+        backend would wait forever for its loop to run the call."""
+        if self._loop_done.is_set():
+            return
         if self.caps.backend == "darwin" and threading.current_thread() is not threading.main_thread():
             try:
                 from PyObjCTools import AppHelper
@@ -336,12 +332,13 @@ class TrayApp:
             busy=frozenset(eng.busy | self._ui_busy),
         )
 
-    def presentation(self) -> Presentation:
-        return present(self._input())
-
     def _refresh(self) -> None:
-        """On the engine thread: recompute, push what changed, and decide on notices."""
-        if self._icon is None:
+        """On the engine thread: recompute, push what changed, and decide on notices.
+
+        Nothing is pushed before the icon is visible: until then pystray's setup thread is
+        talking to the backend, and the setup hook refreshes once it is done.
+        """
+        if self._icon is None or not self._visible.is_set():
             return
         inp = self._input()
         view = present(inp)
@@ -524,9 +521,21 @@ class TrayApp:
             self._desktop(lambda: open_target(path), "open the diagnosis report")
 
 
+def _enable_stack_dumps(path: Path) -> None:
+    """`kill -USR1 <pid>` appends every thread's stack to the log: a hung tray can be diagnosed
+    without a debugger (the UI, the engine and pystray's helpers each run in their own thread)."""
+    if not hasattr(signal, "SIGUSR1"):
+        return
+    import faulthandler
+
+    stream = path.open("a", encoding="utf-8")  # kept open for the life of the process
+    faulthandler.register(signal.SIGUSR1, file=stream, all_threads=True)
+
+
 def main(profile: str | None, *, connect: bool = True, backend: str | None = None) -> int:
     """`clawd tray`: configure logging, build the app, run it on this (main) thread."""
     path = setup_logging()
+    _enable_stack_dumps(path)
     log.info("clawd tray starting (pid %d, log %s)", os.getpid(), path)
     app = TrayApp(profile=profile, connect=connect, backend=backend)
     return app.run()

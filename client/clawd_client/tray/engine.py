@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from clawd_gateway.errors import UserError
@@ -40,7 +41,7 @@ __all__ = ["EngineHost", "attention_for"]
 SHUTDOWN_TIMEOUT_S = 10.0
 
 
-def _selection_path() -> Any:
+def _selection_path() -> Path:
     return client_state_dir() / "tray.json"
 
 
