@@ -214,7 +214,13 @@ def test_generated_token_is_private_and_stable(tmp_path):
             "placeholder",
         ),
         ('{gateway: {auth: {mode: "password"}}}', {}, {}, "gateway.auth.password", "no password"),
-        ('{gateway: {auth: {mode: "none"}, tailscale: {mode: "serve"}}}', {}, {}, "gateway.auth.mode", "every device on the tailnet"),
+        (
+            '{gateway: {auth: {mode: "none"}, tailscale: {mode: "serve"}}}',
+            {},
+            {},
+            "gateway.auth.mode",
+            "every device on the tailnet",
+        ),
     ],
 )
 def test_refusals_name_key_and_fix(tmp_path, text, ov, env, key, words):
