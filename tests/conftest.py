@@ -20,6 +20,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("CLAWD_STATE_DIR", str(tmp_path / "state"))
+    # The checkout under test may itself live under /tmp (CI clones anywhere); autostart's
+    # refusal of temporary interpreters is tested with explicit temp roots instead.
+    monkeypatch.setenv("CLAWD_AUTOSTART_ALLOW_TEMP", "1")
 
 
 @pytest.fixture
