@@ -11,39 +11,17 @@ Exit codes: 0 ok · 1 failure (or a stale entry, for status) · 2 usage.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from clawd_gateway.errors import UserError
 
 from . import autostart
 from .autostart import Autostart, Launcher, Mode
+from .cli_common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Handler, handled
 
-EXIT_OK = 0
-EXIT_FAIL = 1
-EXIT_USAGE = 2
-
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _handled(fn: Handler) -> Handler:
-    """Print UserError the way the main CLI does and return its exit code; Ctrl-C is 130."""
-
-    @functools.wraps(fn)
-    def wrapper(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except UserError as exc:
-            print(f"clawd: {exc.render()}", file=sys.stderr)
-            return int(exc.exit_code)
-        except KeyboardInterrupt:
-            print("", file=sys.stderr)
-            return 130
-
-    return wrapper
+_handled = handled
 
 
 def _autostart() -> Autostart:

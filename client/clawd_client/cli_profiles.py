@@ -12,11 +12,9 @@ history), and are never printed: output says where a secret went, not what it is
 from __future__ import annotations
 
 import argparse
-import functools
 import getpass
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,31 +22,13 @@ from clawd_gateway.errors import UserError
 from clawd_gateway.protocol.constants import DEFAULT_PORT
 
 from . import importers, secrets
+from .cli_common import EXIT_OK, EXIT_USAGE, Handler, handled
 from .profiles import Profile, ProfileStore, SshTarget, parse_ssh_target, replace
 
-EXIT_OK = 0
-EXIT_FAIL = 1
-EXIT_USAGE = 2
 MAX_STDIN_SECRET = 4096
 
-Handler = Callable[[argparse.Namespace], int]
 
-
-def _handled(fn: Handler) -> Handler:
-    """Print UserError the way the main CLI does and return its exit code; Ctrl-C is 130."""
-
-    @functools.wraps(fn)
-    def wrapper(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except UserError as exc:
-            print(f"clawd: {exc.render()}", file=sys.stderr)
-            return exc.exit_code
-        except KeyboardInterrupt:
-            print("", file=sys.stderr)
-            return 130
-
-    return wrapper
+_handled = handled
 
 
 def _out() -> TextIO:
