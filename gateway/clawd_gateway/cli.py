@@ -474,16 +474,21 @@ def cmd_install_service(args: argparse.Namespace) -> int:
     print(f"  state    {plan.state_dir}")
     for note in plan.notes:
         print(f"  note     {note}")
-    if result.ran:
-        print("Ran:")
-        for cmd in result.ran:
-            print(f"  {cmd}")
-    else:
-        print("Start it now and at every boot:")
-        for step in result.next_steps:
-            print(f"  {step.display()}")
+    _print_steps(result.ran, result.next_steps, "Start it now and at every boot:")
     print("Check it: " + " · ".join(s.display() for s in service.status_steps(sp)))
     return EXIT_OK
+
+
+def _print_steps(ran: Any, next_steps: Any, heading: str) -> None:
+    """What systemctl/launchctl commands were run, or which ones the user should run."""
+    if ran:
+        print("Ran:")
+        for cmd in ran:
+            print(f"  {cmd}")
+    else:
+        print(heading)
+        for step in next_steps:
+            print(f"  {step.display()}")
 
 
 def cmd_uninstall_service(args: argparse.Namespace) -> int:
@@ -495,14 +500,7 @@ def cmd_uninstall_service(args: argparse.Namespace) -> int:
         print(f"clawd-gateway: removed {path}")
     for path in result.missing:
         print(f"clawd-gateway: {path} was not there")
-    if result.ran:
-        print("Ran:")
-        for cmd in result.ran:
-            print(f"  {cmd}")
-    else:
-        print("If it is still running, stop it:")
-        for step in result.next_steps:
-            print(f"  {step.display()}")
+    _print_steps(result.ran, result.next_steps, "If it is still running, stop it:")
     if not args.purge:
         sp = service.service_paths(args.manager or service.default_manager(), scope)
         if sp.real(sp.env_file).exists():
