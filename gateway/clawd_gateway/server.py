@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import errno
 import http
+import inspect
 import logging
 import time
 import uuid
@@ -312,11 +313,11 @@ class Gateway:
                 )
                 await conn.ws.close(action.code, action.reason)
             elif isinstance(action, proto.ConnectRequested):
-                await self._perform(conn, conn_id, self._connect(conn, conn_id, action))
+                await self._perform(conn, conn_id, await self._connect(conn, conn_id, action))
             elif isinstance(action, proto.RequestReceived):
                 await self._dispatch(conn, conn_id, action)
 
-    def _connect(self, conn: _Conn, conn_id: str, req: proto.ConnectRequested) -> list[proto.Action]:
+    async def _connect(self, conn: _Conn, conn_id: str, req: proto.ConnectRequested) -> list[proto.Action]:
         machine = conn.machine
         params = req.params
         headers = conn.ws.request.headers if conn.ws.request else Headers()
@@ -454,7 +455,10 @@ class Gateway:
                 return
             conn.denials = 0
             try:
-                frame = res_ok(req.id, handler(self, record, req.params))
+                result = handler(self, record, req.params)
+                if inspect.isawaitable(result):
+                    result = await result
+                frame = res_ok(req.id, result)
             except MethodError as exc:
                 frame = res_error(req.id, exc.error)
             except Exception:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..presence import ClientRecord
 from . import health, nodes, system
 from .context import GatewayView, MethodError
 
-Handler = Callable[[GatewayView, ClientRecord, Any], Any]
+# A handler may be a coroutine function (node.invoke waits for the node); the dispatcher awaits it.
+Handler = Callable[[GatewayView, ClientRecord, Any], Any | Awaitable[Any]]
 
 METHODS: dict[str, Handler] = {
     "health": health.handle,
