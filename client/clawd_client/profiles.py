@@ -10,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from clawd_gateway.errors import ConfigError, UserError
 from clawd_gateway.paths import atomic_write
@@ -21,6 +22,7 @@ METHODS = ("ssh", "tailscale", "direct")
 AUTH_MODES = ("token", "password")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PROFILES_FILE = "profiles.json"
+_QUIET_DEFAULTS: dict[str, Any] = {"ca_file": None, "relay": True, "allow_insecure_ws": False}
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,13 @@ class Profile:
     remote_port: int = DEFAULT_PORT
     local_port: int = DEFAULT_PORT
     auth: str = "token"
-    url: str | None = None  # for the direct/tailscale methods (later)
+    url: str | None = None  # direct/tailscale: the gateway's ws:// or wss:// URL
     keepalive_interval: float = 1.0  # seconds; with keepalive_count, a dead link shows in ~4 s
     keepalive_count: int = 3
     probe_interval: float = 15.0
+    ca_file: str | None = None  # wss: extra PEM CA(s) to trust besides the system store
+    relay: bool = True  # direct/tailscale: serve the gateway on ws://127.0.0.1:local_port too
+    allow_insecure_ws: bool = False  # direct: plain ws:// to a host off loopback and the tailnet
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -60,6 +65,9 @@ class Profile:
         data = asdict(self)
         if not data["extra"]:
             del data["extra"]
+        for key, default in _QUIET_DEFAULTS.items():  # keep SSH profiles' files as they were
+            if data.get(key) == default:
+                del data[key]
         return data
 
     @classmethod
@@ -100,9 +108,46 @@ def validate(p: Profile) -> Profile:
             raise ConfigError(f"{key}: ssh port {p.ssh.port!r} is not a port", key="ssh.port")
         if any(c.isspace() for c in p.ssh.host) or p.ssh.host.startswith("-"):
             raise ConfigError(f"{key}: ssh host {p.ssh.host!r} is not a host name", key="ssh.host")
+    if p.method in ("tailscale", "direct"):
+        _validate_url(p, key)
     if p.keepalive_interval <= 0 or p.keepalive_count < 1:
         raise ConfigError(f"{key}: keepalive must be > 0", key="keepalive_interval")
     return p
+
+
+def _validate_url(p: Profile, key: str) -> None:
+    """Shape only: whether plain ws:// is acceptable depends on the tailnet, checked at connect."""
+    flag = "--tailscale HOST" if p.method == "tailscale" else "--url URL"
+    if not p.url:
+        raise ConfigError(f"{key}: method {p.method} needs a gateway URL", key="url", fix=flag)
+    try:
+        parts = urlsplit(p.url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{key}: url {p.url!r} is not a URL ({exc})", key="url") from None
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConfigError(
+            f"{key}: url {p.url!r} is not a ws:// or wss:// URL with a host",
+            key="url",
+            fix="e.g. wss://gateway.tail1234.ts.net/ or ws://100.101.102.103:18789",
+        )
+    if parts.username or parts.password or parts.query:
+        raise ConfigError(
+            f"{key}: url {p.url!r} carries credentials or a query; secrets belong in the keyring",
+            key="url",
+            fix=f"clawd secret set {p.name}",
+        )
+    if port == 0:
+        raise ConfigError(f"{key}: url {p.url!r} has port 0", key="url")
+    if p.ca_file is not None and parts.scheme != "wss":
+        raise ConfigError(f"{key}: ca_file only applies to wss:// URLs", key="ca_file")
+
+
+def url_target(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a validated ws/wss URL; the port defaults like a browser's."""
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    return scheme, parts.hostname or "", parts.port or (443 if scheme == "wss" else 80)
 
 
 def parse_ssh_target(text: str) -> SshTarget:
@@ -204,4 +249,4 @@ def _known(profiles: dict[str, Profile]) -> str:
     return f" (known: {', '.join(sorted(profiles))})" if profiles else " (none are set up yet)"
 
 
-__all__ = ["Profile", "ProfileStore", "SshTarget", "parse_ssh_target", "replace", "validate"]
+__all__ = ["Profile", "ProfileStore", "SshTarget", "parse_ssh_target", "replace", "url_target", "validate"]

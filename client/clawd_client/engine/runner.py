@@ -3,6 +3,10 @@
 Everything that happens (tunnel up, link lost, probe result, timer, wake-up, user command)
 becomes an event on one queue, so the machine sees a single ordered history. Results from a
 tunnel or probe that has since been replaced carry an old generation number and are dropped.
+
+How the gateway is reached is a pluggable path (engine/paths.py): an SSH forward, a loopback
+relay to a tailnet address, or a relay to a direct ws(s):// URL. All share this machine, the
+health probe through the local port, backoff, and the wake/network-change re-checks.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from clawd_gateway.secret import Secret
 
 from ..profiles import Profile
 from . import machine as m
+from .paths import Opened, SshPath, UrlPath, path_for
 from .probe import ProbeResult, probe_gateway
-from .ssh import Tunnel, TunnelError, open_tunnel, resolve_target
+from .ssh import TunnelError
 from .wake import detect, take_sample
 
 log = logging.getLogger("clawd.engine")
@@ -29,8 +34,6 @@ log = logging.getLogger("clawd.engine")
 SecretProvider = Callable[[], "Secret | None"]
 Listener = Callable[[dict[str, Any]], None]
 WAKE_POLL_S = 2.0
-REACH_POLL_S = 0.2  # during backoff only: one TCP SYN per poll while the server is down
-REACH_TIMEOUT_S = 0.5
 
 
 class Supervisor:
@@ -43,8 +46,10 @@ class Supervisor:
         policy: m.Policy | None = None,
         on_change: Listener | None = None,
         port_guard: Callable[[Profile], Any] | None = None,
+        path: SshPath | UrlPath | None = None,
     ) -> None:
         self.profile = profile
+        self.path = path or path_for(profile)
         self._secret = secret
         self.accept_new = accept_new
         pol = policy or m.Policy(probe_interval=profile.probe_interval)
@@ -54,7 +59,9 @@ class Supervisor:
         self._port_guard = port_guard
         self._queue: asyncio.Queue[tuple[int | None, m.Event | None]] = asyncio.Queue()
         self._gen = 0
-        self._tunnel: Tunnel | None = None
+        self._tunnel: Opened | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self.client_url: str | None = None  # set when clients use something else than our port
         self._open_task: asyncio.Task[None] | None = None
         self._probe_task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -155,12 +162,12 @@ class Supervisor:
 
     async def _close_tunnel(self) -> None:
         self._gen += 1
-        for task in (self._open_task, self._probe_task):
+        for task in (self._open_task, self._probe_task, self._watch_task):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        self._open_task = self._probe_task = None
+        self._open_task = self._probe_task = self._watch_task = None
         if self._tunnel is not None:
             tunnel, self._tunnel = self._tunnel, None
             await tunnel.close()
@@ -171,7 +178,7 @@ class Supervisor:
 
         try:
             local_port = self.profile.local_port
-            if self._port_guard is not None:
+            if self._port_guard is not None and self.path.binds_local_port:
                 try:
                     decision = await self._port_guard(self.profile)
                 except UserError as exc:  # e.g. no free port at all, or a take-over that failed
@@ -186,14 +193,14 @@ class Supervisor:
                         return
                     local_port = port
             self._reusing = False
-            tunnel = await open_tunnel(
-                self.profile, on_lost=lost, accept_new=self.accept_new, local_port=local_port
-            )
+            tunnel = await self.path.open(lost, local_port, self.accept_new)
         except TunnelError as exc:
             self.last_cause = exc.cause or exc
             self._network_failure = exc.network
             self._queue.put_nowait((gen, m.ConnectFailed(self.now(), str(exc), fatal=exc.fatal)))
             return
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:  # never leave the machine waiting for a result that won't come
             log.exception("connect attempt failed unexpectedly")
             self.last_cause = exc
@@ -206,14 +213,32 @@ class Supervisor:
             return
         self._tunnel = tunnel
         self._network_failure = False
-        peer = tunnel.conn.get_extra_info("peername")
-        if isinstance(peer, tuple) and len(peer) >= 2 and not (self.profile.ssh and self.profile.ssh.jump):
-            self._last_peer = (str(peer[0]), int(peer[1]))
-        self.local_port = tunnel.local_port
+        if tunnel.peer is not None:
+            self._last_peer = tunnel.peer
+        if tunnel.local_port is not None:
+            self.local_port = tunnel.local_port
+            self.client_url = None
+        else:
+            self.client_url = tunnel.client_url
+        self._watch_task = asyncio.create_task(self._watch_path(gen), name="clawd-path-watch")
         self._queue.put_nowait((gen, m.Connected(self.now())))
+
+    async def _watch_path(self, gen: int) -> None:
+        """The path's own link check (e.g. Tailscale logged out, peer offline) while it is open."""
+        try:
+            reason = await self.path.watch()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken watcher must not take the tunnel down
+            log.exception("path watch failed")
+            reason = f"path check failed: {exc}"
+        if reason:
+            self._queue.put_nowait((gen, m.LinkLost(self.now(), reason)))
 
     async def _probe(self, gen: int) -> None:
         url = f"ws://127.0.0.1:{self.local_port}"
+        if self._tunnel is not None and not self._reusing:
+            url = self._tunnel.probe_url
         try:
             # Off the loop: a locked keyring may block on an unlock prompt, and keepalives must not.
             secret = await asyncio.to_thread(self._secret)
@@ -239,36 +264,27 @@ class Supervisor:
             self.detail_code = result.detail_code
             self._queue.put_nowait((gen, m.ProbeFailed(self.now(), result.failure, result.message)))
 
-    def _reach_target(self) -> tuple[str, int] | None:
-        ssh = self.profile.ssh
-        if ssh is None or ssh.jump:
-            return None  # behind a jump host the SSH port is not ours to poll
-        return self._last_peer or resolve_target(self.profile)
-
     def _update_reach_watch(self) -> None:
-        """Poll the SSH port only while backing off from a network failure, so the tunnel is back
-        within a poll interval of the server returning, and costs nothing when connected."""
+        """Poll the far end (the SSH port, the gateway's address, or Tailscale's state) only while
+        backing off from a network failure, so the tunnel is back within a poll interval of the
+        server returning, and costs nothing when connected."""
         want = self.snapshot.state is m.State.BACKOFF and self._network_failure
         running = self._reach_task is not None and not self._reach_task.done()
         if want and not running:
-            target = self._reach_target()
-            if target is not None:
-                self._reach_task = asyncio.create_task(self._watch_reachability(target), name="clawd-reach")
+            self._reach_task = asyncio.create_task(self._watch_reachability(), name="clawd-reach")
         elif not want and running and self._reach_task is not None:
             self._reach_task.cancel()
             self._reach_task = None
 
-    async def _watch_reachability(self, target: tuple[str, int]) -> None:
-        host, port = target
-        while True:
-            await asyncio.sleep(REACH_POLL_S)
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), REACH_TIMEOUT_S)
-            except (OSError, asyncio.TimeoutError):
-                continue
-            writer.close()
-            self._queue.put_nowait((None, m.Reachable(self.now())))
+    async def _watch_reachability(self) -> None:
+        try:
+            await self.path.wait_reachable(self._last_peer)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("reachability watch failed")
             return
+        self._queue.put_nowait((None, m.Reachable(self.now())))
 
     async def _watch_wake(self) -> None:
         prev = await asyncio.to_thread(take_sample)
@@ -306,8 +322,11 @@ class Supervisor:
             "profile": p.name,
             "pid": os.getpid(),
             "method": p.method,
-            "target": p.ssh.display() if p.ssh else p.url,
-            "localUrl": f"ws://127.0.0.1:{self.local_port}",
+            "target": self.path.target(),
+            "localUrl": self.client_url or f"ws://127.0.0.1:{self.local_port}",
+            "relay": self.path.binds_local_port if p.method != "ssh" else None,
+            "upstream": self.path.upstream_json(),
+            "hops": [h.to_json() for h in self.path.hops],
             "state": s.state.value,
             "degraded": s.degraded.value if s.degraded else None,
             "since": self._wall_since,
