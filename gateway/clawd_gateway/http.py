@@ -6,7 +6,10 @@ about the upgrade request.
 
 from __future__ import annotations
 
+import functools
+import html
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -14,16 +17,29 @@ from urllib.parse import urlsplit
 
 from .bind import is_loopback
 
+# The page loads scripts and styles from its own files only (no inline code, no CDN), talks
+# only to its own origin (CSP3 'self' covers ws:/wss: to the same host), and refuses framing.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-        "connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'; "
-        "base-uri 'none'; form-action 'none'"
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'none'; object-src 'none'"
     ),
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
     "Cache-Control": "no-store",
+}
+# Scripts and styles carry no secrets but must never be stale after an upgrade: the browser
+# keeps them and revalidates (no-cache), it does not reuse them blindly.
+ASSET_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cache-Control": "no-cache",
 }
 PROBE_PATHS = {"/health", "/healthz", "/ready", "/readyz"}
 
@@ -44,16 +60,40 @@ def _json(status: int, obj: Any) -> HttpReply:
     )
 
 
-def _ui_file(name: str) -> bytes:
-    return resources.files("clawd_gateway.ui").joinpath(name).read_bytes()
-
-
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
 }
+_ASSET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\.(?:js|css|svg)")
+# With the UI at the root, these prefixes still belong to the gateway, never to the SPA.
+_RESERVED_AT_ROOT = ("health", "ready", "plugins", "api", "ui")
+
+
+@functools.cache
+def _ui_assets() -> dict[str, tuple[str, bytes]]:
+    """Every servable file shipped in the ui package, by bare name.
+
+    Requests are looked up in this table, never joined onto a filesystem path, so no spelling
+    of a path (dot segments, encoded slashes, backslashes) can reach a file outside it.
+    """
+    assets: dict[str, tuple[str, bytes]] = {}
+    for entry in resources.files("clawd_gateway.ui").iterdir():
+        name = entry.name
+        if entry.is_file() and _ASSET_NAME.fullmatch(name):
+            assets[name] = (_CONTENT_TYPES["." + name.rsplit(".", 1)[1]], entry.read_bytes())
+    return assets
+
+
+@functools.cache
+def _page_template() -> bytes:
+    return resources.files("clawd_gateway.ui").joinpath("index.html").read_bytes()
+
+
+def _page(base: str) -> HttpReply:
+    page = _page_template().replace(b"__BASE_PATH__", html.escape(base, quote=True).encode())
+    return HttpReply(200, {"Content-Type": _CONTENT_TYPES[".html"], **SECURITY_HEADERS}, page)
 
 
 @dataclass(frozen=True)
@@ -87,7 +127,9 @@ def route(method: str, target: str, ctx: RouteContext) -> HttpReply:
 
 
 def _control_ui(path: str, ctx: RouteContext) -> HttpReply:
-    not_found = HttpReply(404, {"Content-Type": "text/plain"}, b"Not Found\n")
+    not_found = HttpReply(
+        404, {"Content-Type": "text/plain", "X-Content-Type-Options": "nosniff"}, b"Not Found\n"
+    )
     if not ctx.ui_enabled:
         return not_found
     base = ctx.base_path
@@ -95,20 +137,18 @@ def _control_ui(path: str, ctx: RouteContext) -> HttpReply:
         return HttpReply(302, {"Location": base + "/"}, b"")
     if base and not path.startswith(base + "/"):
         return not_found
-    rel = path[len(base) :].lstrip("/")
-    if rel and "." in rel.rsplit("/", 1)[-1]:
-        name = rel.rsplit("/", 1)[-1]
-        ext = "." + name.rsplit(".", 1)[-1]
-        if "/" in rel or ext not in _CONTENT_TYPES:
-            return not_found
-        try:
-            data = _ui_file(name)
-        except (FileNotFoundError, IsADirectoryError):
-            return not_found
-        return HttpReply(200, {"Content-Type": _CONTENT_TYPES[ext], **SECURITY_HEADERS}, data)
+    rel = path[len(base) + 1 :]
+    if not base and rel.startswith(_RESERVED_AT_ROOT):
+        return not_found
+    if rel in ("", "index.html"):
+        return _page(base)
+    asset = _ui_assets().get(rel)
+    if asset is not None:
+        return HttpReply(200, {"Content-Type": asset[0], **ASSET_HEADERS}, asset[1])
+    if "." in rel.rsplit("/", 1)[-1]:
+        return not_found  # a file we do not ship: never the page in its place
     # SPA: every other path under the base serves the page.
-    page = _ui_file("index.html").replace(b"__BASE_PATH__", base.encode())
-    return HttpReply(200, {"Content-Type": _CONTENT_TYPES[".html"], **SECURITY_HEADERS}, page)
+    return _page(base)
 
 
 def _host_port(netloc: str, default_port: int | None) -> tuple[str, int | None]:
