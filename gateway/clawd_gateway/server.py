@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
@@ -33,6 +33,7 @@ from .identity import load_or_create_identity
 from .log import log
 from .loopmon import LoopMonitor
 from .methods import EVENTS, METHODS, MethodError
+from .nodes import NodeHub
 from .ports import listeners
 from .presence import ClientRecord, self_entry
 from .protocol import server as proto
@@ -47,7 +48,7 @@ from .protocol.constants import (
     ErrorCode,
 )
 from .protocol.frames import ErrorShape, encode, event, res_error, res_ok
-from .protocol.scopes import authorize
+from .protocol.scopes import authorize, satisfies
 from .settings import Settings
 
 FORWARD_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip")
@@ -67,6 +68,7 @@ class _Conn:
     record: ClientRecord | None = None
     preauth: bool = True
     denials: int = 0
+    calls: set[asyncio.Task[None]] = field(default_factory=set)  # awaiting handlers (node.invoke)
 
 
 class Gateway:
@@ -93,6 +95,12 @@ class Gateway:
         self.stopping = False
         self.port: int = settings.port
         self.listening: list[str] = []
+        self.nodes = NodeHub(
+            settings.state_dir,
+            emit=self._emit_scoped,
+            send_to=self._send_event_to,
+            logger=logging.getLogger("clawd.nodes"),
+        )
 
     # -- views for methods ---------------------------------------------------------------------
 
@@ -276,6 +284,9 @@ class Gateway:
         finally:
             self._release_preauth(conn)
             self._conns.pop(conn_id, None)
+            for task in list(conn.calls):
+                task.cancel()
+            self.nodes.detach(conn_id)
             if conn.record is not None:
                 log(
                     self.logger,
@@ -370,6 +381,17 @@ class Gateway:
                 reason=details.get("code", outcome.error.code),
             )
             return machine.reject(outcome.error, outcome.close_code)
+        refusal = self.nodes.admit(params, direct_local=conn.direct_local, remote=conn.remote)
+        if refusal is not None:
+            log(
+                self.logger,
+                logging.WARNING,
+                "node connect refused",
+                conn=conn_id,
+                remote=conn.remote,
+                reason=(refusal.details or {}).get("code", refusal.code),
+            )
+            return machine.reject(refusal)
         record = ClientRecord(
             conn_id=conn_id,
             client_id=params.client.id,
@@ -390,6 +412,7 @@ class Gateway:
         conn.ws.protocol.max_message_size = MAX_PAYLOAD_BYTES
         actions = machine.accept(self._hello(conn_id, record, machine.protocol or 4))
         conn.record = record
+        self.nodes.attach(record, params)
         log(
             self.logger,
             logging.INFO,
@@ -457,7 +480,11 @@ class Gateway:
             try:
                 result = handler(self, record, req.params)
                 if inspect.isawaitable(result):
-                    result = await result
+                    # Waits on another peer (a node): run apart so this socket keeps being served.
+                    task = asyncio.ensure_future(self._finish_call(conn, req.id, req.method, result))
+                    conn.calls.add(task)
+                    task.add_done_callback(conn.calls.discard)
+                    return
                 frame = res_ok(req.id, result)
             except MethodError as exc:
                 frame = res_error(req.id, exc.error)
@@ -468,7 +495,29 @@ class Gateway:
                 )
         await conn.ws.send(encode(frame))
 
+    async def _finish_call(self, conn: _Conn, req_id: str, method: str, pending: Any) -> None:
+        try:
+            frame = res_ok(req_id, await pending)
+        except MethodError as exc:
+            frame = res_error(req_id, exc.error)
+        except Exception:
+            self.logger.exception("method %s failed", method)
+            frame = res_error(req_id, ErrorShape(ErrorCode.UNAVAILABLE, f"{method} failed: internal error"))
+        with contextlib.suppress(ConnectionClosed):
+            await conn.ws.send(encode(frame))
+
     # -- broadcasts ----------------------------------------------------------------------------
+
+    def _emit_scoped(self, name: str, payload: dict[str, Any], scope: str) -> None:
+        self._broadcast(event(name, payload, seq=self._next_seq()), scope=scope)
+
+    def _send_event_to(self, conn_id: str, name: str, payload: dict[str, Any]) -> bool:
+        """A targeted event (no seq, as in the reference gateway); False if the socket is gone."""
+        conn = self._conns.get(conn_id)
+        if conn is None or conn.record is None or conn.machine.state is not proto.ConnState.OPEN:
+            return False
+        broadcast([conn.ws], encode(event(name, payload)))
+        return True
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -485,10 +534,15 @@ class Gateway:
             )
         )
 
-    def _broadcast(self, frame: dict[str, Any]) -> None:
+    def _broadcast(self, frame: dict[str, Any], scope: str | None = None) -> None:
+        """To every open connection; with `scope`, only to operators holding it (pairing events)."""
         targets: list[ServerConnection] = []
         for conn in list(self._conns.values()):
             if conn.record is None or conn.machine.state is not proto.ConnState.OPEN:
+                continue
+            if scope is not None and (
+                conn.record.role != "operator" or not satisfies(conn.record.scopes, scope)
+            ):
                 continue
             transport = conn.ws.transport
             if transport is not None and transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:

@@ -78,6 +78,7 @@ class NodeClient:
         key: DeviceKey | None = None,
         platform: str = "linux",
         send_device: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.url = url
         self.key = key or DeviceKey()
@@ -87,6 +88,7 @@ class NodeClient:
         self.handler = handler
         self.platform = platform
         self.send_device = send_device
+        self.headers = headers  # e.g. {"X-Forwarded-For": ...} to look like a proxied, remote node
         self._auth = {k: v for k, v in (("token", token), ("password", password)) if v}
         self.ws: ClientConnection | None = None
         self.hello: dict[str, Any] | None = None
@@ -107,7 +109,15 @@ class NodeClient:
 
     def connect(self, timeout: float = 5.0) -> dict[str, Any]:
         """Handshake; returns hello-ok or raises NodeRefused (e.g. PAIRING_REQUIRED)."""
-        ws = connect(self.url, open_timeout=timeout, compression=None, max_size=None, proxy=None)
+        ws = connect(
+            self.url,
+            open_timeout=timeout,
+            compression=None,
+            max_size=None,
+            proxy=None,
+            additional_headers=self.headers,
+            legacy=True,  # a plain connection object, closed by close(), as tests/support/wsclient does
+        )
         self.ws = ws
         challenge = json.loads(ws.recv(timeout=timeout))
         nonce = challenge["payload"]["nonce"]

@@ -1,27 +1,174 @@
-"""Node and channel listings. clawd-gateway hosts no device nodes or chat channels yet, so these
-answer with honest empty listings in the exact shapes the OpenClaw CLI renders
-(`openclaw nodes list`, `openclaw channels status`) instead of "unknown method"."""
+"""Node methods (listing, pairing, rename, invoke, what node hosts send) and `channels.status`.
+
+Handlers validate params and translate; the decisions live in clawd_gateway.nodes. Shapes are the
+reference gateway's (src/gateway/server-methods/nodes.ts), which the OpenClaw CLI renders.
+"""
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..nodes.hub import NodeError, NodeHub
 from ..presence import ClientRecord
-from .context import GatewayView
+from ..protocol.constants import ErrorCode
+from ..protocol.frames import ErrorShape
+from .context import GatewayView, MethodError
 
 
+def _hub(gw: GatewayView) -> NodeHub:
+    hub = getattr(gw, "nodes", None)
+    if not isinstance(hub, NodeHub):
+        raise MethodError(ErrorShape(ErrorCode.UNAVAILABLE, "nodes are not available on this gateway"))
+    return hub
+
+
+def _invalid(method: str, message: str) -> MethodError:
+    return MethodError(ErrorShape(ErrorCode.INVALID_REQUEST, f"invalid {method} params: {message}"))
+
+
+def _obj(method: str, params: Any) -> dict[str, Any]:
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise _invalid(method, "params must be an object")
+    return params
+
+
+def _str(method: str, params: dict[str, Any], key: str) -> str:
+    value = params.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise _invalid(method, f"{key} must be a non-empty string")
+    return value.strip()
+
+
+def _translate(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """NodeError (decided in the nodes package) -> MethodError (answered by the dispatcher)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except NodeError as exc:
+            raise MethodError(exc.error) from None
+
+    return wrapper
+
+
+def _ts() -> int:
+    return int(time.time() * 1000)
+
+
+@_translate
 def pair_list(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
-    return {"pending": [], "paired": []}
+    _obj("node.pair.list", params)
+    return _hub(gw).pair_list()
 
 
+@_translate
+def pair_approve(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
+    p = _obj("node.pair.approve", params)
+    return _hub(gw).approve(_str("node.pair.approve", p, "requestId"), caller)
+
+
+@_translate
+def pair_reject(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
+    p = _obj("node.pair.reject", params)
+    return _hub(gw).reject(_str("node.pair.reject", p, "requestId"))
+
+
+@_translate
+def device_pair_list(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
+    _obj("device.pair.list", params)
+    return _hub(gw).device_pair_list()
+
+
+@_translate
+def device_pair_approve(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
+    p = _obj("device.pair.approve", params)
+    return _hub(gw).device_approve(_str("device.pair.approve", p, "requestId"))
+
+
+@_translate
+def device_pair_reject(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
+    p = _obj("device.pair.reject", params)
+    return _hub(gw).device_reject(_str("device.pair.reject", p, "requestId"))
+
+
+@_translate
 def node_list(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
-    return {"ts": int(time.time() * 1000), "nodes": []}
+    _obj("node.list", params)
+    return {"ts": _ts(), "nodes": _hub(gw).list_nodes()}
+
+
+@_translate
+def node_describe(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
+    p = _obj("node.describe", params)
+    node_id = _str("node.describe", p, "nodeId")
+    view = _hub(gw).node_view(node_id)
+    if view is None:
+        raise MethodError(
+            ErrorShape(
+                ErrorCode.INVALID_REQUEST,
+                "unknown nodeId",
+                details={"code": "UNKNOWN_NODE", "nodeId": node_id},
+            )
+        )
+    return {"ts": _ts(), **view}
+
+
+@_translate
+def node_rename(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
+    p = _obj("node.rename", params)
+    return _hub(gw).rename(_str("node.rename", p, "nodeId"), _str("node.rename", p, "displayName"))
+
+
+def node_invoke(gw: GatewayView, caller: ClientRecord, params: Any) -> Awaitable[Any]:
+    m = "node.invoke"
+    p = _obj(m, params)
+    clean: dict[str, Any] = {
+        "nodeId": _str(m, p, "nodeId"),
+        "command": _str(m, p, "command"),
+        "idempotencyKey": _str(m, p, "idempotencyKey"),
+    }
+    timeout = p.get("timeoutMs")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise _invalid(m, "timeoutMs must be a positive number of milliseconds")
+        clean["timeoutMs"] = int(timeout)
+    if p.get("params") is not None:
+        clean["params"] = p["params"]
+    hub = _hub(gw)
+
+    async def run() -> Any:
+        try:
+            return await hub.invoke(caller, clean)
+        except NodeError as exc:
+            raise MethodError(exc.error) from None
+
+    return run()
+
+
+@_translate
+def invoke_result(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
+    p = _obj("node.invoke.result", params)
+    _str("node.invoke.result", p, "id")
+    if not isinstance(p.get("ok"), bool):
+        raise _invalid("node.invoke.result", "ok must be a boolean")
+    return _hub(gw).invoke_result(caller, p)
+
+
+def node_quiet_ok(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
+    """Node host telemetry (node.event stats, inventories): accepted, not used yet."""
+    return {"ok": True}
 
 
 def channels_status(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
+    """clawd-gateway hosts no chat channels: an honest empty listing in the CLI's shape."""
     return {
-        "ts": int(time.time() * 1000),
+        "ts": _ts(),
         "channelOrder": [],
         "channelLabels": {},
         "channelDetailLabels": {},
