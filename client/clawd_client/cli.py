@@ -135,12 +135,6 @@ def cmd_connect(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     profile = _profile(args.name)
-    if profile.method != "ssh":
-        raise UserError(
-            f"profile {profile.name!r} uses method {profile.method!r}, which `clawd connect` does not "
-            "drive yet (only ssh in this version)",
-            fix=f"check it directly: clawd health {profile.name} --url {profile.url or 'wss://...'}",
-        )
     if args.local_port:
         profile = replace(profile, local_port=args.local_port)
     return asyncio.run(_connect(profile, args.accept_new))
@@ -244,6 +238,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                 print(f"  last error: {e['lastError']}")
             if e.get("note"):
                 print(f"  note: {e['note']}")
+            for hop in e.get("hops") or []:
+                mark = "ok " if hop.get("ok") else "FAIL"
+                print(f"  [{mark}] {hop.get('hop', '?'):<9} {hop.get('detail', '')}")
+                if not hop.get("ok") and hop.get("fix"):
+                    print(f"         fix: {hop['fix']}")
     running = [e for e in entries if e.get("running")]
     if not running:
         return EXIT_DOWN
@@ -256,7 +255,9 @@ def cmd_health(args: argparse.Namespace) -> int:
     profile = None
     if args.name or not args.url:
         profile = _profile(args.name)
-    url = args.url or profile.local_url
+    if profile is not None and not args.url and profile.method != "ssh" and not _running_url(profile.name):
+        return _health_url_profile(args, profile)
+    url = args.url or _running_url(profile.name) or profile.local_url
     auth = profile.auth if profile else "token"
     secret: Secret | None = None
     if profile is not None:
@@ -274,6 +275,10 @@ def cmd_health(args: argparse.Namespace) -> int:
                 secret, auth = Secret(os.environ[var], f"env {var}"), kind
                 break
     result = asyncio.run(probe_gateway(url, auth, secret, timeout=args.timeout))
+    return _print_health(args, result, url, secret)
+
+
+def _print_health(args: argparse.Namespace, result: Any, url: str, secret: Secret | None) -> int:
     data = {
         "ok": result.ok,
         "url": url,
@@ -297,6 +302,46 @@ def cmd_health(args: argparse.Namespace) -> int:
         return EXIT_OK
     kind = result.failure.value if result.failure else ""
     return {"auth": EXIT_NEEDS_USER, "unreachable": EXIT_DOWN}.get(kind, EXIT_FAIL)
+
+
+def _running_url(name: str) -> str | None:
+    """The URL a running supervisor for this profile serves (it may have moved off a taken port)."""
+    from . import status as status_file
+
+    for e in status_file.read_all():
+        if e.get("profile") == name and e.get("running") and e.get("localUrl"):
+            return str(e["localUrl"])
+    return None
+
+
+def _health_url_profile(args: argparse.Namespace, profile: Any) -> int:
+    """tailscale/direct with no supervisor running: check the gateway itself, with the profile's
+    Tailscale checks and TLS settings (and its refusal of plain ws:// off the tailnet)."""
+    from .doctor import probe_url_profile
+    from .engine.paths import UrlPath
+    from .engine.ssh import TunnelError
+
+    secret, _ = _secret_for(profile)
+
+    async def run() -> Any:
+        path = UrlPath(profile)
+        try:
+            up = await path.resolve()
+        except TunnelError as exc:
+            cause = exc.cause
+            if isinstance(cause, UserError):
+                raise cause from None
+            return None, str(exc)
+        return await probe_url_profile(path, up, secret), profile.url
+
+    result, where = asyncio.run(run())
+    if result is None:
+        if args.json:
+            print(json.dumps({"ok": False, "url": profile.url, "failure": "unreachable", "message": where}))
+        else:
+            print(f"NOT healthy: {profile.url}: {where}", file=sys.stderr)
+        return EXIT_DOWN
+    return _print_health(args, result, str(where), secret)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -334,7 +379,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     broken = report.first_broken
     return (
         EXIT_NEEDS_USER
-        if broken and broken.name in ("secret", "host-key", "ssh-auth", "gateway-auth")
+        if broken and broken.name in ("secret", "host-key", "ssh-auth", "gateway-auth", "login")
         else EXIT_FAIL
     )
 

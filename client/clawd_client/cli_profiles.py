@@ -51,6 +51,13 @@ def describe_target(p: Profile) -> str:
     return p.url or "-"
 
 
+def _url_kind(p: Profile) -> str:
+    url = p.url or ""
+    if p.method == "tailscale":
+        return "Tailscale Serve, TLS verified" if url.startswith("wss://") else "tailnet bind"
+    return "TLS verified" if url.startswith("wss://") else "plain ws"
+
+
 def _remote(p: Profile) -> str:
     host = f"[{p.remote_host}]" if ":" in p.remote_host else p.remote_host
     return f"{host}:{p.remote_port}"
@@ -118,8 +125,107 @@ def _check_jump(text: str) -> str:
     return text
 
 
+_SSH_ONLY = ("identity", "jump", "known_hosts", "keepalive", "remote_host", "remote_port")
+_URL_ONLY = ("serve", "port", "ca_file", "no_relay", "allow_insecure_ws")
+
+
+def _refuse_flags(args: argparse.Namespace, names: tuple[str, ...], method: str) -> None:
+    given = [n for n in names if getattr(args, n, None) not in (None, False)]
+    if given:
+        flags = ", ".join("--" + n.replace("_", "-") for n in given)
+        raise UserError(f"{flags}: not used with {method}", fix="leave it out")
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def tailscale_url(host: str, serve: bool, port: int | None) -> str:
+    """`--tailscale HOST [--serve | --port P]` -> the gateway URL.
+
+    Serve terminates TLS with a certificate for the MagicDNS name, so it needs a name, not an
+    IP; a name with neither flag means Serve (the recommended setup), an IP means a tailnet bind.
+    """
+    from .engine.tailscale import is_tailnet_ip
+
+    raw = host.strip().rstrip(".")
+    if not raw or any(c.isspace() or c in "/?#@" for c in raw) or raw.startswith("-"):
+        raise UserError(
+            f"--tailscale {host!r} is not a host name or tailnet IP", fix="e.g. gateway.tail1234.ts.net"
+        )
+    bare = raw.strip("[]")
+    is_ip = is_tailnet_ip(bare) or _looks_like_ip(bare)
+    if serve and is_ip:
+        raise UserError(
+            f"--serve needs the MagicDNS name, not the address {bare}: "
+            "Serve's certificate is issued for the name",
+            fix="use --tailscale NAME.TAILNET.ts.net --serve, "
+            "or --port 18789 for a gateway bound to the tailnet",
+        )
+    if serve or (port is None and not is_ip):
+        return f"wss://{raw}/" if port in (None, 443) else f"wss://{raw}:{port}/"
+    return f"ws://{_host_for_url(bare)}:{port or DEFAULT_PORT}"
+
+
+def _looks_like_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _url_profile(args: argparse.Namespace) -> Profile:
+    if args.tailscale is not None:
+        method, url = "tailscale", tailscale_url(args.tailscale, args.serve, args.port)
+    else:
+        _refuse_flags(args, ("serve", "port"), "--url")
+        method, url = "direct", args.url.strip()
+    ca_file = _existing_file(args.ca_file, "--ca-file") if args.ca_file else None
+    profile = Profile(
+        name=args.name,
+        method=method,
+        url=url,
+        local_port=args.local_port,
+        auth=args.auth,
+        ca_file=ca_file,
+        relay=not args.no_relay,
+        allow_insecure_ws=args.allow_insecure_ws,
+    )
+    from .profiles import validate
+
+    validate(profile)
+    if method == "direct":
+        _check_plain_ws(profile)
+    return profile
+
+
+def _check_plain_ws(profile: Profile) -> None:
+    """Refuse plain ws:// off loopback and the tailnet now, not at the first connect."""
+    import asyncio
+
+    from .engine.paths import UrlPath
+
+    path = UrlPath(profile)
+    if path.scheme != "ws" or path.insecure_ws_ok_offline():
+        return
+    try:
+        asyncio.run(path.resolve())
+    except Exception as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, UserError):
+            raise cause from None
+        raise
+
+
 @_handled
 def cmd_profile_add(args: argparse.Namespace) -> int:
+    if args.tailscale is not None or args.url is not None:
+        _refuse_flags(args, _SSH_ONLY, "--tailscale/--url")
+        return _save_added(args, _url_profile(args))
+    _refuse_flags(args, _URL_ONLY, "--ssh")
     target = parse_ssh_target(args.ssh)
     if args.keepalive is not None and not args.keepalive > 0:
         raise UserError(f"--keepalive {args.keepalive:g}: must be more than 0 seconds")
@@ -135,20 +241,32 @@ def cmd_profile_add(args: argparse.Namespace) -> int:
         name=args.name,
         method="ssh",
         ssh=ssh,
-        remote_host=args.remote_host,
-        remote_port=args.remote_port,
+        remote_host=args.remote_host or "127.0.0.1",
+        remote_port=args.remote_port or DEFAULT_PORT,
         local_port=args.local_port,
         auth=args.auth,
     )
     if args.keepalive is not None:
         profile = replace(profile, keepalive_interval=float(args.keepalive))
+    return _save_added(args, profile)
+
+
+def _save_added(args: argparse.Namespace, profile: Profile) -> int:
     store = ProfileStore()
     store.add(profile, replace_existing=args.replace)
     out = _out()
-    out.write(
-        f"profile {profile.name}: ssh {describe_target(profile)} -> {_remote(profile)}, "
-        f"local {profile.local_url} (saved in {store.path})\n"
-    )
+    if profile.method == "ssh":
+        out.write(
+            f"profile {profile.name}: ssh {describe_target(profile)} -> {_remote(profile)}, "
+            f"local {profile.local_url} (saved in {store.path})\n"
+        )
+    else:
+        kind = _url_kind(profile)
+        local = f"local {profile.local_url}" if profile.relay else "no local relay"
+        out.write(
+            f"profile {profile.name}: {profile.method} {profile.url} ({kind}), {local} "
+            f"(saved in {store.path})\n"
+        )
     if secrets.env_override(profile.auth) is None:
         out.write(
             f"next: store the gateway {profile.auth} with "
@@ -163,7 +281,7 @@ def _profile_row(p: Profile) -> dict[str, Any]:
         "method": p.method,
         "target": describe_target(p),
         "remote": _remote(p) if p.method == "ssh" else None,
-        "local_url": p.local_url if p.method == "ssh" else None,
+        "local_url": p.local_url if p.method == "ssh" or p.relay else None,
         "url": p.url,
         "auth": p.auth,
         "secret": _secret_status(p),
@@ -409,16 +527,50 @@ def register(subparsers: Any) -> None:
     profile.set_defaults(func=_help_for(profile))
     psub = profile.add_subparsers(dest="profile_command", metavar="ACTION")
 
-    add = psub.add_parser("add", help="add an SSH-tunnelled gateway profile")
+    add = psub.add_parser(
+        "add",
+        help="add a gateway profile: SSH tunnel, Tailscale, or a direct ws(s):// URL",
+        description=(
+            "One of --ssh, --tailscale or --url. Tailscale: --tailscale NAME reaches a gateway behind "
+            "Tailscale Serve at wss://NAME/; --tailscale HOST --port 18789 one bound to the tailnet "
+            "(ws://HOST:18789). Both are relayed on ws://127.0.0.1:LOCAL-PORT unless --no-relay."
+        ),
+    )
     add.add_argument("name", metavar="NAME")
+    how = add.add_mutually_exclusive_group(required=True)
+    how.add_argument("--ssh", metavar="[USER@]HOST[:PORT]", help="SSH server (or ~/.ssh/config alias)")
+    how.add_argument(
+        "--tailscale", metavar="HOST", help="the gateway's MagicDNS name (or tailnet IP with --port)"
+    )
+    how.add_argument(
+        "--url", metavar="URL", help="a ws:// or wss:// gateway URL, e.g. a Tailscale Funnel URL"
+    )
     add.add_argument(
-        "--ssh", required=True, metavar="[USER@]HOST[:PORT]", help="SSH server (or ~/.ssh/config alias)"
+        "--serve", action="store_true", help="tailscale: the gateway is behind Tailscale Serve (wss://HOST/)"
+    )
+    add.add_argument(
+        "--port",
+        type=_port,
+        help="tailscale: the gateway's tailnet port (ws://HOST:PORT); with --serve the HTTPS port",
+    )
+    add.add_argument("--ca-file", metavar="FILE", help="wss: also trust this PEM CA (private CAs, tests)")
+    add.add_argument(
+        "--no-relay",
+        action="store_true",
+        help="tailscale/url: do not listen on ws://127.0.0.1:LOCAL-PORT; clients use the URL itself",
+    )
+    add.add_argument(
+        "--allow-insecure-ws",
+        action="store_true",
+        help="url: allow plain ws:// to a host neither on loopback nor in your tailnet (secret unencrypted)",
     )
     add.add_argument("--identity", metavar="FILE", help="private key file (default: agent and default keys)")
     add.add_argument("--jump", metavar="HOST", help="jump host(s), as ProxyJump: [user@]host[:port][,...]")
-    add.add_argument("--remote-host", default="127.0.0.1", help="gateway host as seen from the SSH server")
     add.add_argument(
-        "--remote-port", type=_port, default=DEFAULT_PORT, help=f"gateway port (default {DEFAULT_PORT})"
+        "--remote-host", help="ssh: gateway host as seen from the SSH server (default 127.0.0.1)"
+    )
+    add.add_argument(
+        "--remote-port", type=_port, help=f"ssh: gateway port on the server (default {DEFAULT_PORT})"
     )
     add.add_argument(
         "--local-port", type=_port, default=DEFAULT_PORT, help=f"local port (default {DEFAULT_PORT})"

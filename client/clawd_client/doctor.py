@@ -7,6 +7,7 @@ usually a consequence (no SSH, so of course no gateway).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,9 @@ import asyncssh
 from clawd_gateway.secret import Secret
 
 from .engine.hostkeys import HostKeyPolicy, default_known_hosts
-from .engine.probe import probe_gateway
+from .engine.paths import UrlPath
+from .engine.probe import ProbeResult, probe_gateway
+from .engine.relay import Upstream, bridge
 from .engine.ssh import CONNECT_TIMEOUT, TunnelError, _Client, connect_options, resolve_target
 from .profiles import Profile
 
@@ -54,6 +57,8 @@ def _ms(t0: float) -> float:
 
 
 async def diagnose(profile: Profile, secret: Secret | None, secret_error: str | None = None) -> Report:
+    if profile.method in ("tailscale", "direct"):
+        return await diagnose_url(profile, secret, secret_error)
     report = Report(profile.name)
     hops = report.hops
     if profile.ssh is None:
@@ -227,4 +232,91 @@ async def diagnose(profile: Profile, secret: Secret | None, secret_error: str | 
     return report
 
 
-__all__ = ["Hop", "Report", "TunnelError", "diagnose"]
+def _secret_hop(profile: Profile, secret: Secret | None, secret_error: str | None) -> Hop:
+    if secret is None:
+        return Hop(
+            "secret",
+            False,
+            secret_error or f"no gateway {profile.auth} stored for {profile.name}",
+            f"clawd secret set {profile.name}" + (" --password" if profile.auth == "password" else ""),
+        )
+    return Hop("secret", True, f"{profile.auth} from {secret.source}")
+
+
+async def probe_url_profile(path: UrlPath, up: Upstream, secret: Secret | None) -> ProbeResult:
+    """The authenticated health check straight to the profile's gateway (no supervisor needed),
+    with the profile's TLS settings: through a throwaway loopback relay for wss://."""
+    profile = path.profile
+    if up.tls is None:
+        url = f"ws://{_host_for_url(up.host)}:{up.port}"
+        return await probe_gateway(url, profile.auth, secret)
+    async with bridge(up) as (url, _relay):
+        return await probe_gateway(url, profile.auth, secret)
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+async def diagnose_url(profile: Profile, secret: Secret | None, secret_error: str | None = None) -> Report:
+    """tailscale/direct: profile -> (tailscale daemon -> login -> peer) -> secret -> tcp/https ->
+    gateway auth -> health, first broken hop named with its fix."""
+    report = Report(profile.name)
+    hops = report.hops
+    path = UrlPath(profile)
+    relay = f"relayed on {profile.local_url}" if path.binds_local_port else "no local relay"
+    hops.append(Hop("profile", True, f"{profile.method} {profile.url}, {relay}"))
+    t0 = time.perf_counter()
+    try:
+        up = await path.resolve()
+    except TunnelError as exc:
+        for h in path.hops:
+            hops.append(Hop(h.name, h.ok, h.detail, h.fix))
+        if not path.hops or path.hops[-1].ok:  # refused before Tailscale was asked: the URL itself
+            cause = exc.cause
+            hops.append(Hop("url", False, str(cause or exc), getattr(cause, "fix", None)))
+        return report
+    for h in path.hops:
+        hops.append(Hop(h.name, h.ok, h.detail, h.fix, ms=_ms(t0) if h.name == "peer" else None))
+    secret_hop = _secret_hop(profile, secret, secret_error)
+    hops.append(secret_hop)
+    if not secret_hop.ok:
+        return report
+    t0 = time.perf_counter()
+    with contextlib.suppress(TunnelError):  # the failure is in the hop it records
+        await path.check_upstream(up)
+    reach = path.hops[-1]
+    hops.append(Hop(reach.name, reach.ok, reach.detail, reach.fix, ms=_ms(t0)))
+    if not reach.ok:
+        return report
+    try:
+        result = await probe_url_profile(path, up, secret)
+    except Exception as exc:  # doctor explains; it never crashes
+        hops.append(Hop("gateway", False, f"health check failed: {exc}", "look at the gateway's logs"))
+        return report
+    if result.ok:
+        hops.append(Hop("gateway-auth", True, "handshake accepted our " + profile.auth))
+        version = (result.server or {}).get("version", "?")
+        hops.append(Hop("health", True, f"gateway healthy ({version})", ms=round(result.latency_ms, 1)))
+    elif result.failure is not None and result.failure.value == "auth":
+        hops.append(
+            Hop(
+                "gateway-auth",
+                False,
+                result.message,
+                f"store the gateway's current {profile.auth}: clawd secret set {profile.name}"
+                + (" --password" if profile.auth == "password" else ""),
+            )
+        )
+    else:
+        fix = (
+            "the TLS front answers but the gateway behind it does not: is clawd-gateway running on the "
+            "server, and Serve pointed at its port (tailscale serve status)?"
+            if up.tls is not None
+            else "look at the gateway's logs on the server"
+        )
+        hops.append(Hop("gateway", False, result.message, fix))
+    return report
+
+
+__all__ = ["Hop", "Report", "TunnelError", "diagnose", "diagnose_url", "probe_url_profile"]

@@ -268,10 +268,7 @@ class EngineHost:
             if self._explicit:
                 return None, f"no profile named {name!r} (known: {', '.join(self.profiles)})"
             name = self.profiles[0]
-        profile = profiles[name]
-        if profile.method != "ssh":
-            return None, f"{name}: method {profile.method!r} is not supported by the tray yet"
-        return profile, None
+        return profiles[name], None
 
     async def _main(self) -> None:
         from .. import status as status_file

@@ -36,6 +36,7 @@ __all__ = [
     "Presentation",
     "TrayInput",
     "control_ui_url",
+    "hop_lines",
     "icon_kind",
     "notify_step",
     "present",
@@ -234,6 +235,23 @@ def _detail(status: Mapping[str, Any] | None, attention: Attention | None) -> st
     return None
 
 
+def hop_lines(status: Mapping[str, Any] | None) -> list[str]:
+    """The path's hops (Tailscale daemon, login, peer, TLS, relay) as greyed menu lines, up to and
+    including the first broken one: with Tailscale, "which hop is broken" has more answers."""
+    lines: list[str] = []
+    for hop in (status or {}).get("hops") or []:
+        if not isinstance(hop, Mapping):
+            continue
+        ok = bool(hop.get("ok"))
+        text = f"{'✓' if ok else '✗'} {hop.get('hop', '?')}: {hop.get('detail', '')}"
+        lines.append(_short(text, DETAIL_MAX))
+        if not ok:
+            if hop.get("fix"):
+                lines.append(_short(f"   fix: {hop['fix']}", DETAIL_MAX))
+            break
+    return lines
+
+
 def _tooltip(inp: TrayInput, headline: str) -> str:
     status = inp.status or {}
     lines = [f"clawd · {headline}"]
@@ -282,6 +300,8 @@ def present(inp: TrayInput) -> Presentation:
     detail = None if inp.blocked else _detail(status, inp.attention)
     if detail:
         items.append(MenuItem("", detail, enabled=False))
+    if not inp.blocked:
+        items.extend(MenuItem("", line, enabled=False) for line in hop_lines(status))
     items.append(SEPARATOR)
 
     running = state in RUNNING
