@@ -24,7 +24,7 @@ from .settings import Settings
 
 @dataclass(frozen=True)
 class AuthGranted:
-    method: str  # "token" | "password" | "none"
+    method: str  # "token" | "password" | "none" | "tailscale"
     role: str
     scopes: tuple[str, ...]
     device_id: str | None = None
@@ -107,7 +107,9 @@ class Authenticator:
         nonce: str,
         now_ms: int,
         now_mono: float,
+        tailscale_user: str | None = None,
     ) -> AuthOutcome:
+        """`tailscale_user` is a login already verified by tailscale.identity (whois matched)."""
         limited = self._limited(loopback)
         if limited and self.limiter is not None:
             wait = self.limiter.retry_after(remote, now_mono)
@@ -115,7 +117,10 @@ class Authenticator:
                 return AuthDenied(rate_limited_error(wait))
 
         mode = self.settings.auth_mode
-        if mode != "none":
+        method = mode
+        if mode != "none" and tailscale_user is not None and not params.auth.get(mode):
+            method = "tailscale"
+        elif mode != "none":
             secret = self.settings.secret
             offered = params.auth.get(mode)
             if not offered:
@@ -150,7 +155,7 @@ class Authenticator:
         if self.limiter is not None:
             self.limiter.reset(remote)
         return AuthGranted(
-            method=mode,
+            method=method,
             role=params.role,
             scopes=granted_scopes(params),
             device_id=params.device.id if params.device else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from . import __version__
 from .settings import Settings
@@ -13,7 +14,9 @@ def _url(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://{h}:{port}"
 
 
-def banner_lines(settings: Settings, port: int, hosts: list[str]) -> list[str]:
+def banner_lines(
+    settings: Settings, port: int, hosts: list[str], tailscale: dict[str, Any] | None = None
+) -> list[str]:
     fancy = (getattr(sys.stdout, "encoding", "") or "").lower().replace("-", "") == "utf8"
     icons = ("🚀 ", "📡 ", "🌐 ", "🔒 ", "🧷 ", "⚠️  ") if fancy else ("", "", "", "", "", "! ")
     primary = hosts[0]
@@ -31,11 +34,21 @@ def banner_lines(settings: Settings, port: int, hosts: list[str]) -> list[str]:
     source = f" (secret from {secret.source})" if secret is not None and settings.auth_mode != "none" else ""
     lines.append(f"{icons[3]}Auth mode: {settings.auth_mode}{source}")
     lines.append(f"{icons[4]}Bind: {settings.bind.mode} ({', '.join(hosts)})")
-    if settings.tailscale_mode != "off":
+    if tailscale:
+        where = "the internet (Funnel)" if tailscale["mode"] == "funnel" else "your tailnet (Serve)"
         lines.append(
-            f"{icons[5]}Tailscale {settings.tailscale_mode}: set in config; "
-            "serve/funnel automation is not active in this version"
+            f"{icons[2]}Tailscale {tailscale['mode']}: {tailscale['url']} (WS via {tailscale['wsUrl']})"
         )
+        after = (
+            "removed when the gateway stops"
+            if tailscale["resetOnExit"] and tailscale["owned"]
+            else "kept after exit (your own config)"
+            if not tailscale["owned"]
+            else "kept after exit (gateway.tailscale.resetOnExit is false)"
+        )
+        lines.append(f"   reachable from {where}; {after}")
+        if settings.allow_tailscale and tailscale["mode"] == "serve":
+            lines.append("   tailnet users may connect without the secret (verified Serve identity)")
     if settings.auth_mode == "none":
         lines.append(f"{icons[5]}auth is disabled: any local process can use this gateway")
     for w in settings.config.warnings:

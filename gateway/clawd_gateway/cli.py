@@ -336,6 +336,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         report["runtime"] = json.loads(runtime_file(settings, port).read_text())
     except (OSError, ValueError):
         report["runtime"] = None
+    report["tailscale"] = (report["runtime"] or {}).get("tailscale")
     try:
         code, body = _http_get(f"http://{hostpart}:{port}/readyz", args.timeout)
         report.update(running=True, ready=code == 200, readyz=body)
@@ -380,6 +381,9 @@ def _print_status(r: dict[str, Any], auth_mode: str) -> None:
     if listen:
         mode = gw.get("authMode") or rt.get("authMode") or auth_mode
         print(f"  bind {gw.get('bind') or rt.get('bind')} ({', '.join(listen)}) · auth {mode}")
+    ts = r.get("tailscale")
+    if ts:
+        print(f"  tailscale {ts['mode']}: {ts['url']} (WS via {ts['wsUrl']})")
     if "clients" in gw:
         clients = gw["clients"]
         print(f"  clients: {len(clients)}")

@@ -50,6 +50,7 @@ from .protocol.constants import (
 from .protocol.frames import ErrorShape, encode, event, res_error, res_ok
 from .protocol.scopes import authorize, satisfies
 from .settings import Settings
+from .tailscale.identity import TailscaleIdentity
 
 FORWARD_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip")
 MAX_CONSECUTIVE_DENIALS = 10
@@ -78,6 +79,7 @@ class Gateway:
         self.settings = settings
         self.logger = logger or logging.getLogger("clawd.gateway")
         self.authenticator = Authenticator(settings)
+        self.tailscale_identity = TailscaleIdentity.for_settings(settings, self.logger)
         self.instance_id = str(uuid.uuid4())
         self.started_ms = _now_ms()
         self._t0 = time.monotonic()
@@ -360,6 +362,7 @@ class Gateway:
                     },
                 )
             )
+        ts_user = await self.tailscale_identity.verify(params.auth, conn.remote, headers, conn_id)
         outcome = self.authenticator.authenticate(
             params,
             remote=conn.remote,
@@ -367,6 +370,7 @@ class Gateway:
             nonce=machine.nonce,
             now_ms=_now_ms(),
             now_mono=time.monotonic(),
+            tailscale_user=ts_user.login if ts_user else None,
         )
         if isinstance(outcome, AuthDenied):
             details = outcome.error.details or {}

@@ -199,8 +199,11 @@ def resolve_settings(
     tailscale_mode = ov.tailscale or conf.get("tailscale.mode") or "off"
     if tailscale_mode not in ("off", "serve", "funnel"):
         raise ConfigError(f"{tailscale_mode!r} is not allowed (off, serve, funnel)", key="--tailscale")
+    # Funnel is public: unless told otherwise, take it down when the gateway stops.
     reset_on_exit = (
-        ov.reset_on_exit if ov.reset_on_exit is not None else bool(conf.get("tailscale.resetOnExit", False))
+        ov.reset_on_exit
+        if ov.reset_on_exit is not None
+        else bool(conf.get("tailscale.resetOnExit", tailscale_mode == "funnel"))
     )
 
     custom_host = ov.host or conf.get("customBindHost")
@@ -284,6 +287,10 @@ def resolve_settings(
         if allow_ts_conf is not None
         else (tailscale_mode == "serve" and auth_mode != "password")
     )
+    if tailscale_mode == "funnel" and allow_tailscale:
+        # Funnel traffic carries no identity; the headers are never a credential in this mode.
+        allow_tailscale = False
+        notes.append("gateway.auth.allowTailscale is ignored with tailscale.mode funnel")
 
     hs_env = env.get("OPENCLAW_HANDSHAKE_TIMEOUT_MS")
     handshake_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS

@@ -1,0 +1,93 @@
+"""Find the `tailscale` CLI and run it with a deadline.
+
+Every call has a timeout: `tailscale serve` on a tailnet without HTTPS can wait forever for
+someone to click the enable link, and a gateway must not hang at startup because of that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+MACOS_APP_BINARY = "/Applications/Tailscale.app/Contents/MacOS/Tailscale"
+STATUS_TIMEOUT_S = 5.0
+SERVE_TIMEOUT_S = 15.0
+MAX_OUTPUT = 1024 * 1024
+
+
+def find_binary(env: Mapping[str, str] | None = None) -> str | None:
+    """PATH first (Linux packages, Homebrew, the macOS CLI symlink), then the macOS app bundle."""
+    env = os.environ if env is None else env
+    found = shutil.which("tailscale", path=env.get("PATH", os.defpath))
+    if found:
+        return found
+    if os.path.isfile(MACOS_APP_BINARY) and os.access(MACOS_APP_BINARY, os.X_OK):
+        return MACOS_APP_BINARY
+    return None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    argv: tuple[str, ...]
+    returncode: int | None  # None: killed at the deadline
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def timed_out(self) -> bool:
+        return self.returncode is None
+
+    @property
+    def output(self) -> str:
+        return "\n".join(s for s in (self.stderr.strip(), self.stdout.strip()) if s)
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """The CLI runs in its own session, so the whole group goes, not just the first process."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:  # pragma: no cover - Windows
+            proc.kill()
+
+
+async def run(binary: str, *args: str, timeout: float = STATUS_TIMEOUT_S) -> RunResult:
+    """Run `binary args...` without a shell; on the deadline kill it and keep what it printed."""
+    argv = (binary, *args)
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    out_task = asyncio.ensure_future(proc.stdout.read(MAX_OUTPUT))
+    err_task = asyncio.ensure_future(proc.stderr.read(MAX_OUTPUT))
+    code: int | None
+    try:
+        code = await asyncio.wait_for(proc.wait(), timeout)
+    except asyncio.TimeoutError:
+        _kill_group(proc)
+        await proc.wait()
+        code = None
+    except asyncio.CancelledError:
+        _kill_group(proc)
+        out_task.cancel()
+        err_task.cancel()
+        raise
+    try:
+        out, err = await asyncio.wait_for(asyncio.gather(out_task, err_task), 2.0)
+    except asyncio.TimeoutError:  # a grandchild kept the pipes open
+        _kill_group(proc)
+        out, err = b"", b""
+    return RunResult(argv, code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))

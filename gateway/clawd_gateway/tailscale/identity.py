@@ -1,0 +1,191 @@
+"""Tailscale Serve identity headers as a credential, only in the one case where they are true.
+
+tailscaled's Serve proxy connects from loopback, sets X-Forwarded-For/-Proto/-Host, strips any
+incoming Tailscale-User-* headers and sets its own (or `Tailscale-Funnel-Request` for Funnel
+traffic). Any local process can forge all of that, so the headers are only a claim: the
+forwarded address is then looked up with whois, and the daemon's answer must name the same
+login. `examine` is the pure half (headers in, claim or reason out); `TailscaleIdentity`
+adds the lookup.
+"""
+
+from __future__ import annotations
+
+import email.header
+import ipaddress
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..bind import is_loopback
+from ..log import log
+from .localapi import socket_path
+from .parse import WhoisIdentity
+from .whois import WhoisResolver
+
+LOGIN_HEADER = "tailscale-user-login"
+NAME_HEADER = "tailscale-user-name"
+FUNNEL_HEADER = "tailscale-funnel-request"
+PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
+
+USER_MISSING = "tailscale_user_missing"
+PROXY_MISSING = "tailscale_proxy_missing"
+FUNNEL_REQUEST = "tailscale_funnel_request"
+WHOIS_FAILED = "tailscale_whois_failed"
+USER_MISMATCH = "tailscale_user_mismatch"
+
+
+class HeaderSource(Protocol):
+    def get_all(self, key: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Claim:
+    login: str
+    client_ip: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason: str
+    detail: str
+
+
+def decode_header_value(value: str) -> str:
+    """tailscaled Q-encodes (RFC 2047) non-ASCII logins and names; undo that."""
+    if "=?" not in value:
+        return value.strip()
+    try:
+        return str(email.header.make_header(email.header.decode_header(value))).strip()
+    except (ValueError, LookupError, UnicodeDecodeError):
+        return ""
+
+
+def client_ip_from_forwarded(xff: str) -> str | None:
+    """The rightmost address that is not one of our loopback proxies; only 127.0.0.1/::1 are trusted."""
+    for part in reversed([p.strip() for p in xff.split(",")]):
+        if not part:
+            continue
+        try:
+            addr = ipaddress.ip_address(part.strip("[]"))
+        except ValueError:
+            return None
+        if addr.is_loopback:
+            continue
+        return str(addr)
+    return None
+
+
+def _one(headers: HeaderSource, name: str) -> str | None:
+    values = headers.get_all(name)
+    if len(values) != 1 or not values[0].strip():
+        return None
+    return values[0]
+
+
+def examine(peer: str, headers: HeaderSource) -> Claim | Refused:
+    """Is this request what tailscaled's Serve proxy sends? Pure: no lookup, no clock."""
+    if headers.get_all(FUNNEL_HEADER):
+        return Refused(FUNNEL_REQUEST, "request came through Funnel (public internet)")
+    raw_login = _one(headers, LOGIN_HEADER)
+    if raw_login is None:
+        return Refused(USER_MISSING, "no (single) tailscale-user-login header")
+    if not is_loopback(peer):
+        return Refused(PROXY_MISSING, "TCP peer is not loopback, so not tailscaled's Serve proxy")
+    missing = [h for h in PROXY_HEADERS if _one(headers, h) is None]
+    if missing:
+        return Refused(PROXY_MISSING, "missing or repeated " + ", ".join(missing))
+    login = decode_header_value(raw_login)
+    if not login:
+        return Refused(USER_MISSING, "tailscale-user-login header is not readable")
+    ip = client_ip_from_forwarded(_one(headers, "x-forwarded-for") or "")
+    if ip is None:
+        return Refused(PROXY_MISSING, "x-forwarded-for holds no usable client address")
+    raw_name = _one(headers, NAME_HEADER)
+    return Claim(login, ip, decode_header_value(raw_name) if raw_name else None)
+
+
+def matches(claim: Claim, whois: WhoisIdentity | None) -> Refused | None:
+    if whois is None:
+        return Refused(WHOIS_FAILED, "whois gave no login")
+    if whois.login.casefold() != claim.login.casefold():
+        return Refused(USER_MISMATCH, "whois login differs from the header")
+    return None
+
+
+@dataclass(frozen=True)
+class VerifiedUser:
+    login: str
+    name: str | None
+
+
+class TailscaleIdentity:
+    """Per-gateway verifier; disabled unless allowTailscale is on and the mode is not funnel."""
+
+    def __init__(
+        self,
+        enabled: bool,
+        logger: logging.Logger,
+        env: Mapping[str, str] | None = None,
+        resolver: WhoisResolver | None = None,
+    ) -> None:
+        self.enabled = enabled
+        self.logger = logger
+        self.resolver = resolver or WhoisResolver(socket=socket_path(env))
+
+    @classmethod
+    def for_settings(cls, settings: object, logger: logging.Logger) -> TailscaleIdentity:
+        mode = getattr(settings, "tailscale_mode", "off")
+        allowed = bool(getattr(settings, "allow_tailscale", False))
+        auth_mode = getattr(settings, "auth_mode", "token")
+        return cls(allowed and mode != "funnel" and auth_mode != "none", logger)
+
+    async def verify(
+        self, auth: Mapping[str, str], peer: str, headers: HeaderSource, conn: str = ""
+    ) -> VerifiedUser | None:
+        """The verified tailnet user, or None (then ordinary token/password rules apply)."""
+        if not self.enabled or auth.get("token") or auth.get("password"):
+            return None
+        outcome = examine(peer, headers)
+        if isinstance(outcome, Claim):
+            result = await self.resolver.lookup(outcome.client_ip)
+            refused = matches(outcome, result.identity)
+            if refused is None and result.identity is not None:
+                log(
+                    self.logger,
+                    logging.INFO,
+                    "tailscale identity verified",
+                    conn=conn,
+                    login=result.identity.login,
+                    client=outcome.client_ip,
+                    via=result.via,
+                )
+                return VerifiedUser(result.identity.login, result.identity.name or outcome.name)
+            assert refused is not None
+            detail = result.error or refused.detail
+            log(
+                self.logger,
+                logging.WARNING,
+                "tailscale identity refused",
+                conn=conn,
+                reason=refused.reason,
+                detail=detail,
+                client=outcome.client_ip,
+                header_login=outcome.login[:128],
+                whois_login=result.identity.login if result.identity else None,
+            )
+            return None
+        # Only worth a log line when the request looked proxied; a plain local client without a
+        # token is not a failed Tailscale login.
+        if any(headers.get_all(h) for h in (LOGIN_HEADER, FUNNEL_HEADER, *PROXY_HEADERS)):
+            log(
+                self.logger,
+                logging.WARNING,
+                "tailscale identity refused",
+                conn=conn,
+                reason=outcome.reason,
+                detail=outcome.detail,
+                peer=peer,
+            )
+        return None
