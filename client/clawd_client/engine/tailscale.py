@@ -362,7 +362,7 @@ def judge(state: TailscaleState, host: str) -> Verdict:
             HopCheck(
                 "daemon",
                 False,
-                f"tailscaled is not running ({_short(state.error)})"
+                f"tailscaled is not running (tailscale: {_short(state.error)})"
                 if state.error and _not_running(state.error)
                 else f"cannot read Tailscale's state: {_short(state.error)}",
                 _start_daemon_fix(),
