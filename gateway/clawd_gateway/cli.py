@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
+from . import __version__, cli_nodes
 from .client import GatewayAuthError, GatewayCallError, GatewayError, open_session
 from .config import load_config
 from .errors import ConfigError, UserError
@@ -24,7 +24,7 @@ from .log import setup_logging
 from .settings import GENERATED_TOKEN_FILE, Overrides, resolve_settings
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DOWN = 0, 1, 2, 3
-SUBCOMMANDS = {"run", "health", "status", "config", "install-service", "uninstall-service"}
+SUBCOMMANDS = {"run", "health", "status", "config", "install-service", "uninstall-service", "nodes"}
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     uninst.add_argument(
         "--manager", choices=["systemd", "launchd"], help="service manager (default: this OS's)"
     )
+    cli_nodes.add_parser(sub, _add_config)
     return parser
 
 
@@ -153,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_install_service(args)
         if args.command == "uninstall-service":
             return cmd_uninstall_service(args)
+        if args.command == "nodes":
+            return cli_nodes.run(args)
     except UserError as exc:
         print(f"clawd-gateway: {exc.render()}", file=sys.stderr)
         return exc.exit_code
