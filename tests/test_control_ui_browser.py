@@ -170,6 +170,28 @@ def test_sign_in_see_health_and_approve_a_pending_node(open_page, tmp_path):
         assert ui.problems == []
 
 
+def test_reject_a_pending_node(open_page, gateway):
+    expect = _expect()
+    ui = open_page(f"http://127.0.0.1:{gateway.port}/")
+    ui.sign_in(gateway.token)
+    expect(ui.page.locator("#conn-state")).to_have_attribute("data-state", "connected")
+    with NodeClient(
+        gateway.url, token=gateway.token, display_name="stranger", commands=["system.run"]
+    ) as node:
+        pending = ui.page.locator(f'#pending-table tr[data-node-id="{node.node_id}"]')
+        # Exec commands make approval an admin decision; the page says so before anyone clicks.
+        expect(pending).to_contain_text("operator.admin")
+        ui.page.get_by_role("button", name="Reject stranger").click()
+        resolved = node.wait_event("node.pair.resolved", timeout=10)
+        assert resolved["nodeId"] == node.node_id and resolved["decision"] == "rejected"
+        expect(pending).to_have_count(0)
+        expect(ui.page.locator("#action-status")).to_have_text("Rejected stranger.")
+        row = ui.page.locator(f'#nodes-table tr[data-node-id="{node.node_id}"]')
+        expect(row).to_have_count(1)  # still connected (loopback paired the device, not its commands)
+        expect(row).not_to_contain_text("system.run")  # its command surface was never granted
+    assert ui.problems == []
+
+
 def test_wrong_token_shows_the_gateways_message(open_page, gateway):
     expect = _expect()
     ui = open_page(f"http://127.0.0.1:{gateway.port}/")
