@@ -75,7 +75,7 @@ def test_status_json_has_the_ipnstate_shape(fake: FakeTailscale) -> None:
 def test_whois_cli_and_localapi_agree_and_unknown_is_peer_not_found(fake: FakeTailscale) -> None:
     fake.add_peer("laptop", ["100.64.0.7"], user_login="bob@example.com", user_display_name="Bob B")
     who = json.loads(ok(fake, "whois", "--json", "100.64.0.7:51234"))
-    assert set(who) == {"Node", "UserProfile"}
+    assert set(who) == {"Node", "UserProfile", "CapMap"} and who["CapMap"] is None
     assert (
         who["UserProfile"]["LoginName"] == "bob@example.com" and who["UserProfile"]["DisplayName"] == "Bob B"
     )

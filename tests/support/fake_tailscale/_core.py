@@ -282,7 +282,6 @@ def _user_profile(login: str, display: str, tagged: bool = False) -> dict[str, A
     up: dict[str, Any] = {"ID": user_id(login), "LoginName": login, "DisplayName": display}
     if not tagged:
         up["ProfilePicURL"] = f"https://example.com/pic/{_h('pic', login)[:8]}.png"
-    up["Roles"] = []
     return up
 
 
@@ -421,11 +420,7 @@ def whois_response(state: dict[str, Any], node: dict[str, Any]) -> dict[str, Any
             "ComputedNameWithHost": short if short == node["hostname"] else f"{short} ({node['hostname']})",
         }
     )
-    res: dict[str, Any] = {"Node": n, "UserProfile": up}
-    cap_map = node.get("peer_cap_map") or {}
-    if cap_map:
-        res["CapMap"] = cap_map
-    return res
+    return {"Node": n, "UserProfile": up, "CapMap": node.get("peer_cap_map") or None}
 
 
 # --------------------------------------------------------------------------- ServeConfig (ipn/serve.go)
@@ -651,6 +646,47 @@ def _flag_fail(msg: str, usage: str) -> None:
     raise Exit(2)
 
 
+def tabwrite(rows: list[list[str]], minwidth: int, padding: int) -> str:
+    """text/tabwriter with padchar ' ': rows are lists of tab-terminated cells plus a trailing cell.
+
+    Each row here is [cell, cell, ..., tail]; only cells followed by a tab are aligned, and a
+    column block ends at the first row without that column (as tabwriter does).
+    """
+    lines = [""] * len(rows)
+    ncols = max((len(r) - 1 for r in rows), default=0)
+    widths: list[dict[int, int]] = [{} for _ in rows]
+    for col in range(ncols):
+        i = 0
+        while i < len(rows):
+            if len(rows[i]) - 1 <= col:
+                i += 1
+                continue
+            j = i
+            while j < len(rows) and len(rows[j]) - 1 > col:
+                j += 1
+            w = max(max(len(rows[k][col]) for k in range(i, j)) + padding, minwidth)
+            for k in range(i, j):
+                widths[k][col] = w
+            i = j
+    for k, r in enumerate(rows):
+        lines[k] = "".join(c.ljust(widths[k][n]) for n, c in enumerate(r[:-1])) + r[-1]
+    return "\n".join(lines) + "\n"
+
+
+def last_seen_fmt(t: str) -> str:
+    if not t or t == ZERO_TIME:
+        return ""
+    import datetime
+
+    when = datetime.datetime.fromisoformat(t.replace("Z", "+00:00"))
+    secs = max((datetime.datetime.now(datetime.timezone.utc) - when).total_seconds(), 60)
+    if secs < 3600:
+        return f", last seen {int(secs // 60)}m ago"
+    if secs < 86400:
+        return f", last seen {int(secs // 3600)}h ago"
+    return f", last seen {int(secs // 86400)}d ago"
+
+
 def connect_error(path: str, socket: str) -> str:
     return (
         f"Failed to connect to local Tailscale daemon for {path}; not running? "
@@ -742,8 +778,13 @@ def main(argv: list[str]) -> int:
         err(f"fake tailscale: {STATE_ENV} is not set (use tests.support.fake_tailscale.FakeTailscale)\n")
         return 3
     socket: str | None = None
+    args = list(argv)
+    if args in (["-V"], ["--version"]):
+        args = ["version"]
+    elif args == ["help"]:
+        args = ["--help"]
     try:
-        root, rest = parse_flags(argv, {"socket": "string", "version": "bool"}, ROOT_USAGE)
+        root, rest = parse_flags(args, {"socket": "string", "json-docs": "bool"}, ROOT_USAGE)
         socket = root.get("socket")
     except Exit as e:
         record_call(state_path, argv, socket)
@@ -751,9 +792,6 @@ def main(argv: list[str]) -> int:
     record_call(state_path, argv, socket)
     ctx = Ctx(state_path, socket, argv)
     try:
-        if root.get("version"):
-            out(version_string(ctx.state()["version"]) + "\n")
-            return 0
         if not rest:
             err(ROOT_USAGE + "\n")
             return 0
@@ -805,6 +843,7 @@ def cmd_status(ctx: Ctx, args: list[str]) -> None:
         "peers": "bool",
         "listen": "string",
         "browser": "bool",
+        "header": "bool",
     }
     flags, rest = parse_flags(args, spec, usage)
     if rest:
@@ -820,30 +859,37 @@ def cmd_status(ctx: Ctx, args: list[str]) -> None:
     if not ok:
         out(desc + "\n")
         raise Exit(1)
-    lines = []
-    if status["Health"]:
-        lines.append("# Health check:")
-        lines += [f"#     - {h}" for h in status["Health"]]
-        lines.append("")
-    rows = [status["Self"]] if flags.get("self", True) else []
+    rows: list[list[str]] = []
+    if flags.get("header"):
+        rows += [
+            ["IP", "Hostname", "Owner", "OS", "Status", ""],
+            ["--", "--------", "-----", "--", "------", ""],
+        ]
+    peers = [status["Self"]] if flags.get("self", True) else []
     if flags.get("peers", True):
-        rows += sorted((status["Peer"] or {}).values(), key=lambda p: p["DNSName"])
+        peers += sorted((status["Peer"] or {}).values(), key=lambda p: (p["DNSName"], p["HostName"]))
     suffix = "." + st["tailnet"]["magic_dns_suffix"] + "."
     users = status["User"] or {}
-    for ps in rows:
-        base = ps["DNSName"][: -len(suffix)] if ps["DNSName"].endswith(suffix) else ps["DNSName"].rstrip(".")
-        login = (users.get(str(ps["UserID"])) or {}).get("LoginName", "-")
-        owner = login.split("@")[0] + "@" if "@" in login else login
+    for ps in peers:
+        dn = ps["DNSName"]
+        base = dn[: -len(suffix)] if dn.endswith(suffix) else dn.rstrip(".")
+        base = base or f'("{ps["HostName"]}")'
+        login = (users.get(str(ps["UserID"])) or {}).get("LoginName", str(ps["UserID"]))
+        owner = "-" if not ps["UserID"] else login[: login.index("@") + 1] if "@" in login else login
+        state_txt = "-" if ps["Online"] else "offline" + last_seen_fmt(ps["LastSeen"])
         ip = (ps["TailscaleIPs"] or [""])[0]
-        state_txt = "-" if ps["Online"] else "offline"
-        lines.append(f"{ip:<15} {base:<20} {owner:<12} {ps['OS']:<7} {state_txt}")
-    out("\n".join(lines) + "\n")
+        rows.append([ip, base, owner, ps["OS"], state_txt, ""])
+    text = tabwrite(rows, 0, 2) if rows else ""
+    if status["Health"]:
+        text += "\n# Health check:\n" + "".join(f"#     - {h}\n" for h in status["Health"])
+    out(text)
     sc = st.get("serve_config")
     if is_funnel_on(sc):
         out(funnel_status_text(sc))
 
 
 def cmd_ip(ctx: Ctx, args: list[str]) -> None:
+    """cli/ip.go runIP."""
     usage = (
         "USAGE\n  tailscale ip [-1] [-4] [-6] [peer hostname or ip address]\n\nShow Tailscale IP addresses"
     )
@@ -851,40 +897,41 @@ def cmd_ip(ctx: Ctx, args: list[str]) -> None:
     if len(rest) > 1:
         raise CLIError("too many arguments, expected at most one peer")
     if sum(bool(flags.get(k)) for k in ("1", "4", "6")) > 1:
-        raise CLIError("tailscale ip -4, -6, and -1 are mutually exclusive")
+        raise CLIError("tailscale ip -1, -4, and -6 are mutually exclusive")
+    want4, want6 = bool(flags.get("4")), bool(flags.get("6"))
+    v4, v6 = (True, True) if not want4 and not want6 else (want4, want6)
     st = ctx.state()
     ctx.require_daemon(st, "/localapi/v0/status")
     status = build_status(st)
     ips = list(status["TailscaleIPs"] or [])
     if rest:
         want = rest[0]
-        found = None
-        for p in (status["Peer"] or {}).values():
-            if want in (
-                p["HostName"],
-                p["DNSName"].rstrip("."),
-                p["DNSName"].split(".")[0],
-                *(p["TailscaleIPs"] or []),
-            ):
-                found = p
-        if found is None:
-            raise CLIError(f"no peer found with hostname {want!r}".replace("'", '"'))
-        ips = list(found["TailscaleIPs"] or [])
+        nodes = [*(status["Peer"] or {}).values(), status["Self"]]
+        ip = want
+        if _parse_addr(want) is None:
+            named = [
+                n
+                for n in nodes
+                if want in (n["HostName"], n["DNSName"].rstrip("."), n["DNSName"].split(".")[0])
+            ]
+            if not named or not named[0]["TailscaleIPs"]:
+                raise CLIError(f"no IP found for hostname {want!r}".replace("'", '"'))
+            ip = named[0]["TailscaleIPs"][0]
+        match = [n for n in nodes if ip in (n["TailscaleIPs"] or [])]
+        if not match:
+            raise CLIError(f"no peer found with IP {ip}")
+        ips = list(match[0]["TailscaleIPs"] or [])
     if not ips:
         raise CLIError(f"no current Tailscale IPs; state: {st['backend_state']}")
-    v4 = [i for i in ips if ":" not in i]
-    v6 = [i for i in ips if ":" in i]
-    if flags.get("4"):
-        ips = v4[:1]
-        if not ips:
-            raise CLIError("no Tailscale IPv4 address")
-    elif flags.get("6"):
-        ips = v6[:1]
-        if not ips:
-            raise CLIError("no Tailscale IPv6 address")
-    elif flags.get("1"):
+    if flags.get("1"):
         ips = ips[:1]
-    out("".join(i + "\n" for i in ips))
+    shown = [i for i in ips if (":" not in i and v4) or (":" in i and v6)]
+    out("".join(i + "\n" for i in shown))
+    if not shown:
+        if want4:
+            raise CLIError("no Tailscale IPv4 address")
+        if want6:
+            raise CLIError("no Tailscale IPv6 address")
 
 
 def cmd_whois(ctx: Ctx, args: list[str]) -> None:
@@ -908,17 +955,27 @@ def cmd_whois(ctx: Ctx, args: list[str]) -> None:
         out(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
         return
     n, up = body["Node"], body["UserProfile"]
-    lines = [
-        "Machine:",
-        f"  Name:          {n['Name'].rstrip('.')}",
-        f"  ID:            {n['StableID']}",
-        f"  Addresses:     [{' '.join(n['Addresses'])}]",
+    rows = [
+        ["Machine:"],
+        ["  Name:", n["Name"].rstrip(".")],
+        ["  ID:", n["StableID"]],
+        ["  Addresses:", "[" + " ".join(n["Addresses"]) + "]"],
     ]
     if n.get("Tags"):
-        lines.append(f"  Tags:          {', '.join(n['Tags'])}")
+        rows.append(["  Tags:", ", ".join(n["Tags"])])
     else:
-        lines += ["User:", f"  Name:     {up['LoginName']}", f"  ID:       {up['ID']}"]
-    out("\n".join(lines) + "\n")
+        rows += [["User:"], ["  Name:", up["LoginName"]], ["  ID:", str(up["ID"])]]
+    text = tabwrite(rows, 10, 5)
+    cm = body.get("CapMap") or {}
+    if cm:
+        text += "Capabilities:\n"
+        for cap, vals in cm.items():
+            if vals:
+                v = json.dumps(vals, indent=2).replace("\n", "\n      ")
+                text += f"  - {cap}:\n      {v}\n"
+            else:
+                text += f"  - {cap}\n"
+    out(text)
 
 
 # --------------------------------------------------------------------------- serve / funnel
@@ -1065,7 +1122,8 @@ def check_access(ctx: Ctx, st: dict[str, Any]) -> None:
     if st.get("access_denied"):
         raise CLIError(
             "Access denied: serve config denied\n\n"
-            f"Use 'sudo tailscale {' '.join(ctx.argv)}' or 'tailscale up --operator=$USER' to not require root."
+            f"Use 'sudo tailscale {' '.join(ctx.argv)}'.\n"
+            "To not require root, use 'sudo tailscale set --operator=$USER' once."
         )
 
 
