@@ -210,6 +210,16 @@ def test_wrong_token_shows_the_gateways_message(open_page, gateway):
     expect(error).to_be_hidden()
 
 
+def test_under_a_base_path_and_a_deep_link(open_page, make_gateway):
+    expect = _expect()
+    gw = make_gateway('{gateway: {controlUi: {basePath: "/control"}}}', token=TOKEN)
+    ui = open_page(f"http://127.0.0.1:{gw.port}/control/some/deep/view")
+    ui.sign_in(TOKEN)
+    expect(ui.page.locator("#conn-state")).to_have_attribute("data-state", "connected")
+    expect(ui.page.locator("#health-summary")).to_contain_text("OK")
+    assert ui.problems == []
+
+
 def test_rate_limited_sign_in_waits(open_page, make_gateway):
     expect = _expect()
     gw = make_gateway("{gateway: {auth: {rateLimit: {maxAttempts: 2, lockoutMs: 60000}}}}", token=TOKEN)
