@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__, cli_nodes
+from .bind import is_loopback
 from .client import GatewayAuthError, GatewayCallError, GatewayError, open_session
 from .config import load_config
 from .errors import ConfigError, UserError
@@ -331,14 +332,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         if settings.bind.loopback_only or settings.bind.hosts[0] == "0.0.0.0"
         else settings.bind.hosts[0]
     )
-    hostpart = f"[{host}]" if ":" in host else host
-    report: dict[str, Any] = {"port": port, "url": f"ws://{hostpart}:{port}", "running": False}
     from .runner import runtime_file
 
     try:
-        report["runtime"] = json.loads(runtime_file(settings, port).read_text())
+        runtime = json.loads(runtime_file(settings, port).read_text())
     except (OSError, ValueError):
-        report["runtime"] = None
+        runtime = None
+    listen = (runtime or {}).get("listen") or []
+    if listen and not any(h in ("0.0.0.0", "::") or is_loopback(h) for h in listen):
+        host = listen[0]  # started with --bind tailnet/custom: loopback would not answer
+    hostpart = f"[{host}]" if ":" in host else host
+    report: dict[str, Any] = {"port": port, "url": f"ws://{hostpart}:{port}", "running": False}
+    report["runtime"] = runtime
     report["tailscale"] = (report["runtime"] or {}).get("tailscale")
     try:
         code, body = _http_get(f"http://{hostpart}:{port}/readyz", args.timeout)
