@@ -25,6 +25,7 @@ from tests.support.wsclient import handshake
 
 from clawd_client.engine import paths
 from clawd_client.profiles import Profile
+from clawd_client.tray.icons import IconKind
 from clawd_client.tray.presenter import TrayInput, hop_lines, present
 
 TOKEN = "s3cret-token-for-tests-0123456789"
@@ -83,6 +84,15 @@ def test_serve_gateway_is_healthy_through_the_relay(fake, serve):
     assert ["status", "--json"] in fake.calls()
 
 
+def test_without_relay_clients_use_the_url_and_the_probe_still_verifies_tls(fake, serve):
+    p = serve_profile(serve, relay=False)
+    with supervised(p, TOKEN) as w:
+        st = w.wait_state("healthy", 15)
+        assert st["localUrl"] == p.url and st["relay"] is False
+        assert "relay" not in hops_of(st)
+        assert st["localUrl"].startswith("wss://")
+
+
 def test_tailnet_bind_by_name_is_healthy(fake, gateway):
     p = Profile(name="tb", method="tailscale", url=f"ws://{NAME}:{gateway.port}", local_port=free_port())
     with supervised(p, TOKEN) as w:
@@ -121,8 +131,10 @@ def test_broken_tailscale_hop_is_shown_with_its_fix(fake, serve, hop):
         # The tray lists the hops up to the broken one, with the fix.
         lines = hop_lines(st)
         assert lines[-2].startswith(f"✗ {hop}:") and lines[-1].strip().startswith("fix:")
-        menu = [item.text for item in present(TrayInput(st, profile="ts")).menu]
-        assert lines[-2] in menu
+        shown = present(TrayInput(st, profile="ts"))
+        assert lines[-2] in [item.text for item in shown.menu]
+        assert "Tailscale" in shown.headline or "offline" in shown.headline
+        assert (shown.icon is IconKind.NEEDS_USER) == (hop == "login")
 
 
 def test_fixing_tailscale_brings_the_tunnel_back_without_waiting_out_backoff(fake, serve):

@@ -159,6 +159,11 @@ def icon_kind(
         return IconKind.NEEDS_USER
     if state in ("stopped", "not running"):
         return IconKind.STOPPED
+    if state == "backoff" and any(
+        isinstance(h, Mapping) and h.get("hop") == "login" and not h.get("ok")
+        for h in status.get("hops") or []
+    ):
+        return IconKind.NEEDS_USER  # logged out of Tailscale: retrying cannot fix it, the user can
     return IconKind.CONNECTING  # idle, connecting, forwarding, backoff
 
 
@@ -182,6 +187,22 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+_TAILSCALE_HOPS = {
+    "tailscale": "Tailscale not installed",
+    "daemon": "Tailscale not running",
+    "login": "Tailscale needs you",
+    "peer": "gateway node offline in Tailscale",
+}
+
+
+def _tailscale_trouble(status: Mapping[str, Any]) -> str | None:
+    """A broken Tailscale hop, in a few words: the cause of the retries is on this machine."""
+    for hop in status.get("hops") or []:
+        if isinstance(hop, Mapping) and not hop.get("ok"):
+            return _TAILSCALE_HOPS.get(str(hop.get("hop")))
+    return None
+
+
 def describe(status: Mapping[str, Any] | None, attention: Attention | None = None) -> str:
     """The state in a few words, without the profile name."""
     if status is None:
@@ -195,6 +216,9 @@ def describe(status: Mapping[str, Any] | None, attention: Attention | None = Non
         return "reconnecting…" if status.get("lastError") else "connecting…"
     if state == "forwarding":
         return "tunnel up, checking the gateway…"
+    tailscale = _tailscale_trouble(status)
+    if state in ("backoff", "connecting") and tailscale:
+        return tailscale
     if state == "backoff":
         attempts = status.get("attempts") or 0
         return f"link down, retrying (attempt {attempts + 1})" if attempts else "link down, retrying"
