@@ -18,6 +18,7 @@ from typing import Any
 
 from . import __version__, cli_nodes
 from .bind import is_loopback
+from .cli_audit import add_audit_parser, cmd_audit
 from .client import GatewayAuthError, GatewayCallError, GatewayError, open_session
 from .config import load_config
 from .errors import ConfigError, UserError
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = csub.add_parser("check", help="validate the config and show effective settings (secrets masked)")
     _add_config(check)
     check.add_argument("--json", action="store_true")
+    add_audit_parser(sub)
 
     inst = sub.add_parser(
         "install-service",
@@ -151,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.config_command != "check":
                 parser.parse_args(["config", "--help"])
             return cmd_config_check(args)
+        if args.command == "audit":
+            return cmd_audit(args)
         if args.command == "install-service":
             return cmd_install_service(args)
         if args.command == "uninstall-service":

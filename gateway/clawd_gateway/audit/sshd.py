@@ -30,6 +30,7 @@ DEFAULTS = {
     "permitemptypasswords": "no",
 }
 ALIASES = {"challengeresponseauthentication": "kbdinteractiveauthentication"}
+VALUE_ALIASES = {"without-password": "prohibit-password"}
 JUDGED = frozenset(DEFAULTS)
 MAX_INCLUDE_DEPTH = 16
 
@@ -103,8 +104,9 @@ def parse_sshd_config(
                 continue
             block = current[0]
             target = settings if block is None else block.settings
-            if key in JUDGED:
-                target.setdefault(key, value.split()[0].lower() if key != "permitopen" else value.lower())
+            if key in JUDGED and value:
+                word = value.split()[0].lower() if key != "permitopen" else value.lower()
+                target.setdefault(key, VALUE_ALIASES.get(word, word))
 
     walk(main, 0)
     effective = dict(DEFAULTS)
@@ -118,7 +120,7 @@ def parse_sshd_t(output: str) -> dict[str, str]:
     for line in output.splitlines():
         parts = line.strip().split(None, 1)
         if len(parts) == 2 and parts[0] in JUDGED:
-            out.setdefault(parts[0], parts[1].lower())
+            out.setdefault(parts[0], VALUE_ALIASES.get(parts[1].lower(), parts[1].lower()))
     effective = dict(DEFAULTS)
     effective.update(out)
     return effective
