@@ -91,6 +91,10 @@ def test_whois_cli_and_localapi_agree_and_unknown_is_peer_not_found(fake: FakeTa
     code, body = localapi_get(sock, "/localapi/v0/status")
     assert code == 200 and json.loads(body)["Self"]["DNSName"] == f"{DNS}."
     assert fake.localapi_calls()[0]["host"] == "local-tailscaled.sock"
+    assert localapi_get(sock, "/localapi/v0/status", host="example.com") == (
+        403,
+        "invalid localapi request\n",
+    )
     fake.set_daemon_running(False)
     assert not Path(sock).exists()
 

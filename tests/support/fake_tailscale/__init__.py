@@ -384,6 +384,7 @@ class _LocalAPIHandler(BaseHTTPRequestHandler):
     ) -> None:
         data = body.encode()
         self.send_response(code)
+        self.send_header("Tailscale-Version", _core.version_long(self.server.fake.state()["version"]))
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
@@ -409,6 +410,15 @@ class _LocalAPIHandler(BaseHTTPRequestHandler):
             }
         )
         st = fake.state()
+        host = self.headers.get("Host", "")
+        if (
+            self.headers.get("Referer")
+            or self.headers.get("Origin")
+            or host not in ("", "local-tailscaled.sock")
+        ):
+            # localapi.Handler.ServeHTTP: the cross-origin guard of the world-writable socket.
+            self._error(403, "invalid localapi request")
+            return
         if u.path == "/localapi/v0/status":
             peers = q.get("peers", ["true"])[0] != "false"
             self._send(200, json.dumps(_core.build_status(st, peers=peers), indent="\t"), "application/json")
@@ -461,13 +471,15 @@ class _LocalAPIHandler(BaseHTTPRequestHandler):
         self._handle("POST")
 
 
-def localapi_get(socket_path: str, path: str, timeout: float = 5.0) -> tuple[int, str]:
+def localapi_get(
+    socket_path: str, path: str, timeout: float = 5.0, host: str = "local-tailscaled.sock"
+) -> tuple[int, str]:
     """Tiny HTTP/1.1 GET over a unix socket, the way tailscale's LocalClient talks to tailscaled."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(socket_path)
         s.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: local-tailscaled.sock\r\nAuthorization: Basic OmZha2U=\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic OmZha2U=\r\n"
             "Connection: close\r\n\r\n".encode()
         )
         chunks = []
