@@ -295,6 +295,7 @@ def test_node_disconnect_mid_call(gateway: Any, op: Operator) -> None:
         assert res["error"]["code"] == "UNAVAILABLE"
         assert res["error"]["details"]["code"] == "NODE_DISCONNECTED"
         assert node.node_id in res["error"]["message"]
+        assert gateway.call_soon(lambda: dict(gateway.gateway.nodes.router.calls)) == {}
     finally:
         release.set()
         node.close()
@@ -423,6 +424,34 @@ def test_new_commands_after_pairing_need_a_new_approval(gateway: Any, op: Operat
         res = op.call("node.invoke", invoke_params(node.node_id, "camera.snap"))
         assert res["error"]["details"]["code"] == "COMMAND_NOT_APPROVED"
         assert op.ok("node.invoke", invoke_params(node.node_id))["ok"] is True
+
+
+def test_caller_disconnect_cleans_up(gateway: Any, op: Operator) -> None:
+    release, handler = _blocking_handler()
+    with NodeClient(gateway.url, token=TOKEN, handler=handler) as node:
+        pair(op, node)
+        leaver = Operator(gateway.url)
+        leaver.send("node.invoke", invoke_params(node.node_id, timeoutMs=20_000))
+        node.wait_invocations(1)
+        leaver.close()
+        hub = gateway.gateway.nodes
+        wait_until(
+            lambda: gateway.call_soon(lambda: not hub.router.calls and not hub._waiters), what="cleanup"
+        )
+        release.set()
+        wait_until(lambda: node.results, what="the orphaned result's reply")
+        assert node.results[0]["reply"] == {"ok": True, "ignored": True}
+
+
+def test_pending_requests_are_bounded() -> None:
+    from clawd_gateway.nodes.store import MAX_PENDING
+
+    state = PairingState()
+    for i in range(MAX_PENDING + 5):
+        state.request_device({"deviceId": f"d{i}"}, now_ms=i)
+        state.request_node(f"n{i}", {"commands": ["echo"]}, now_ms=i)
+    assert len(state.devices_pending) == len(state.nodes_pending) == MAX_PENDING
+    assert {r["nodeId"] for r in state.nodes_pending.values()} == {f"n{i}" for i in range(5, MAX_PENDING + 5)}
 
 
 # -- the pure parts -------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ from ..paths import atomic_write
 from .policy import required_approve_scopes
 
 FILE_VERSION = 1
+# Requests come from anyone holding the shared secret; keep the oldest-first list bounded.
+MAX_PENDING = 256
 Entry = dict[str, Any]
 
 # What a node tells us about itself at connect; copied into requests and paired entries.
@@ -114,6 +116,7 @@ class PairingState:
             "ts": now_ms,
         }
         self.devices_pending[req["requestId"]] = req
+        _bound(self.devices_pending)
         return req, True
 
     def approve_device(self, request_id: str, now_ms: int) -> Entry | None:
@@ -146,6 +149,7 @@ class PairingState:
         if req is None:
             req = {"requestId": str(uuid.uuid4()), "nodeId": node_id}
             self.nodes_pending[req["requestId"]] = req
+            _bound(self.nodes_pending, keep=req["requestId"])
         req.update({k: info.get(k) for k in NODE_INFO_KEYS})
         req.update(
             caps=caps,
@@ -204,6 +208,12 @@ class PairingState:
                 if info.get(k) is not None:
                     entry[k] = info[k]
         entry["lastSeenAtMs"] = now_ms
+
+
+def _bound(pending: dict[str, Entry], keep: str | None = None) -> None:
+    while len(pending) > MAX_PENDING:
+        oldest = min((r for r in pending if r != keep), key=lambda r: pending[r].get("ts", 0))
+        del pending[oldest]
 
 
 def load_state(path: Path) -> PairingState:
