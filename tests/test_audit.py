@@ -503,3 +503,49 @@ def test_serve_config_routes_include_foreground_and_tcp() -> None:
         ("gw.ts.net:443", 1, False),
     }
     assert routes_from_serve_config(None) == []
+
+
+def test_tailnet_bind_is_a_warning_and_lan_listener_observed_is_critical() -> None:
+    from clawd_gateway.audit.facts import Listener
+
+    tailnet = ConfigFacts("/c.json", "test", bind_mode="tailnet", bind_hosts=("100.101.102.103",))
+    found = {f.id: f for f in run_checks(Facts(config=tailnet))}
+    assert found["gateway.bind.tailnet"].severity == "warn" and "gateway.bind.exposed" not in found
+    li = Listener("100.101.102.103", 18789, 42, "python3", "python3 -m clawd_gateway run", True)
+    found = {f.id: f for f in run_checks(Facts(config=tailnet, listeners=(li,)))}
+    assert found["gateway.listen.tailnet"].severity == "warn"
+
+
+def test_launchd_plist_with_secret_in_environment_variables(setup: dict[str, Any]) -> None:
+    import plistlib
+
+    write_config(setup, "{gateway: {}}")
+    agents = setup["home"] / "Library" / "LaunchAgents"
+    agents.mkdir(parents=True)
+    (agents / "ai.openclaw.gateway.plist").write_bytes(
+        plistlib.dumps(
+            {
+                "Label": "ai.openclaw.gateway",
+                "ProgramArguments": ["/usr/local/bin/openclaw", "gateway", "--port", "18789"],
+                "EnvironmentVariables": {"OPENCLAW_GATEWAY_TOKEN": STRONG},
+            }
+        )
+    )
+    found = by_id(audit(setup))
+    assert found["service.launchd.inline_secret"]["severity"] == "critical"
+    assert (
+        f"OPENCLAW_GATEWAY_TOKEN=**** ({len(STRONG)} chars)"
+        in found["service.launchd.inline_secret"]["evidence"]
+    )
+
+
+def test_config_named_by_env_must_exist_and_deep_without_tailscale_says_so(setup: dict[str, Any]) -> None:
+    write_config(setup, "{gateway: {}}")
+    setup["env"]["PATH"] = os.path.dirname(sys.executable)  # no tailscale there
+    report = audit(setup, deep=True)
+    assert any(s["check"] == "tailscale" for s in report["skipped"])
+    setup["env"]["OPENCLAW_CONFIG_PATH"] = str(setup["home"] / "missing.json")
+    from clawd_gateway.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"missing\.json"):
+        run_audit(config=None, env=setup["env"])

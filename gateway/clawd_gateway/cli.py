@@ -26,7 +26,7 @@ from .log import setup_logging
 from .settings import GENERATED_TOKEN_FILE, Overrides, resolve_settings
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DOWN = 0, 1, 2, 3
-SUBCOMMANDS = {"run", "health", "status", "config", "install-service", "uninstall-service", "nodes"}
+SUBCOMMANDS = {"run", "health", "status", "config", "install-service", "uninstall-service", "nodes", "audit"}
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:

@@ -27,6 +27,8 @@ def _cfg_file(cfg: ConfigFacts | None) -> str:
 
 
 def _is_tailnet(host: str) -> bool:
+    if host == "<tailnet>":  # bind tailnet on a host without a Tailscale address (yet)
+        return True
     try:
         addr = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -41,10 +43,21 @@ def exposed_by_config(cfg: ConfigFacts | None) -> bool:
     return not all(is_loopback(h) for h in cfg.bind_hosts) or cfg.tailscale_mode in ("serve", "funnel")
 
 
+def gateway_ports(f: Facts) -> set[int]:
+    ports = {li.port for li in f.listeners if li.is_gateway}
+    if f.config is not None:
+        ports.add(f.config.port)
+    return ports
+
+
 def exposed(f: Facts) -> bool:
+    """Reachable from beyond this host: by config, as observed, or through a Tailscale route."""
     observed = any(not is_loopback(li.address) for li in f.listeners if li.is_gateway)
-    public_route = f.tailscale is not None and any(r.target_loopback for r in f.tailscale.routes)
-    return exposed_by_config(f.config) or observed or public_route
+    ports = gateway_ports(f)
+    routed = f.tailscale is not None and any(
+        r.target_loopback and r.target_port in ports for r in f.tailscale.routes
+    )
+    return exposed_by_config(f.config) or observed or routed
 
 
 def _active_secret(cfg: ConfigFacts) -> SecretFact | None:
@@ -94,7 +107,7 @@ def check_bind(f: Facts) -> Iterable[Finding]:
     where = f'gateway.bind "{cfg.bind_mode}" in {_cfg_file(cfg)} → listens on {", ".join(cfg.bind_hosts)}'
     fix = (
         f'set "gateway": {{"bind": "loopback"}} in {_cfg_file(cfg)} and reach the gateway through an SSH '
-        "tunnel (`clawd connect` / `ssh -N -L 18789:127.0.0.1:18789 HOST`) or Tailscale Serve "
+        f"tunnel (`clawd connect` / `ssh -N -L {cfg.port}:127.0.0.1:{cfg.port} HOST`) or Tailscale Serve "
         '("tailscale": {"mode": "serve"})'
     )
     if all(_is_tailnet(h) for h in cfg.bind_hosts):
@@ -670,9 +683,7 @@ def check_tailscale_observed(f: Facts) -> Iterable[Finding]:
         )
         return
     cfg = f.config
-    ports = {li.port for li in f.listeners if li.is_gateway}
-    if cfg is not None:
-        ports.add(cfg.port)
+    ports = gateway_ports(f)
     mode = cfg.tailscale_mode if cfg else "off"
     auth = cfg.auth_mode if cfg else "token"
     for r in ts.routes:

@@ -193,9 +193,11 @@ def gather_config(
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            if source == "--config":
+            if source == "--config" or source.startswith("env "):
                 raise ConfigError(
-                    "config file not found", file=path, fix="check the path given to --config"
+                    f"config file not found (from {source})",
+                    file=path,
+                    fix="check the path given to --config / OPENCLAW_CONFIG_PATH",
                 ) from None
             path = None
         except (OSError, UnicodeDecodeError) as exc:

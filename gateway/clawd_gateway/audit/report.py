@@ -47,7 +47,8 @@ def render_text(report: Report) -> str:
     for f in report.findings:
         lines.append(f"{LABEL[f.severity]:<8} {f.id} — {f.title}")
         lines += _wrap("evidence:", f.evidence)
-        lines += _wrap("fix:", f.fix + ("  [--fix does this]" if f.autofix else ""))
+        # not wrapped: a fix is often a command to copy whole
+        lines.append(f"  {'fix:':<9} {f.fix}" + ("  [--fix does this]" if f.autofix else ""))
     for fx in report.fixes:
         if fx.error:
             lines.append(f"NOT FIXED {fx.path}: chmod {fx.after:o} failed: {fx.error}")
