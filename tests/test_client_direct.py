@@ -229,3 +229,68 @@ def test_cli_direct_profile_end_to_end(client_env, front):
             t.join(5)
     assert code == 0
     assert PASSWORD not in "".join(lines)
+
+
+def test_relay_passes_bytes_both_ways_half_closes_and_cuts_on_close():
+    """The relay under the ws layer: 1 MiB each way intact, EOF passed on, and closing the relay
+    ends its connections (a reconnect must not leave clients on a dead path)."""
+    import asyncio
+    import os
+
+    from clawd_client.engine.relay import Relay, Upstream
+
+    async def scenario() -> None:
+        received = bytearray()
+        got_eof = asyncio.Event()
+
+        async def echo_then_more(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while data := await reader.read(65536):
+                received.extend(data)
+            got_eof.set()  # the client's half-close arrived through the relay
+            writer.write(b"after-eof:" + str(len(received)).encode())
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo_then_more, "127.0.0.1", 0)
+        up_port = server.sockets[0].getsockname()[1]
+        relay = Relay(Upstream("127.0.0.1", up_port))
+        port = await relay.start(0)
+        payload = os.urandom(1 << 20)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(payload)
+        await writer.drain()
+        writer.write_eof()
+        reply = await asyncio.wait_for(reader.read(), 10)
+        await asyncio.wait_for(got_eof.wait(), 10)
+        assert bytes(received) == payload
+        assert reply == b"after-eof:" + str(len(payload)).encode()
+        writer.close()
+
+        # A live connection is cut when the relay closes.
+        async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()
+            writer.close()
+
+        server2 = await asyncio.start_server(hold, "127.0.0.1", 0)
+        relay2 = Relay(Upstream("127.0.0.1", server2.sockets[0].getsockname()[1]))
+        port2 = await relay2.start(0)
+        r2, w2 = await asyncio.open_connection("127.0.0.1", port2)
+        w2.write(b"x")
+        await w2.drain()
+        for _ in range(100):
+            if relay2.connections:
+                break
+            await asyncio.sleep(0.01)
+        assert relay2.connections == 1
+        await relay2.close()
+        try:
+            rest = await asyncio.wait_for(r2.read(), 5)
+        except ConnectionResetError:
+            rest = b""  # cut with a reset: just as ended
+        assert rest == b""
+        w2.close()
+        for s in (server, server2):
+            s.close()
+        await relay.close()
+
+    asyncio.run(scenario())

@@ -305,12 +305,14 @@ def _print_health(args: argparse.Namespace, result: Any, url: str, secret: Secre
 
 
 def _running_url(name: str) -> str | None:
-    """The URL a running supervisor for this profile serves (it may have moved off a taken port)."""
+    """The loopback URL a running supervisor for this profile serves (it may have moved off a taken
+    port); None when none runs or it serves no local port (--no-relay)."""
     from . import status as status_file
 
     for e in status_file.read_all():
-        if e.get("profile") == name and e.get("running") and e.get("localUrl"):
-            return str(e["localUrl"])
+        url = str(e.get("localUrl") or "")
+        if e.get("profile") == name and e.get("running") and url.startswith("ws://127.0.0.1:"):
+            return url
     return None
 
 

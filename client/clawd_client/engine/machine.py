@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 
 class State(enum.Enum):
     IDLE = "idle"
-    CONNECTING = "connecting"  # SSH handshake + forward being set up
-    FORWARDING = "forwarding"  # forward up, first end-to-end probe pending
+    CONNECTING = "connecting"  # the path is being set up (SSH + forward, or Tailscale check + relay)
+    FORWARDING = "forwarding"  # path up, first end-to-end probe pending
     HEALTHY = "healthy"  # forward up, gateway authenticated and healthy
     DEGRADED = "degraded"  # forward up, gateway unreachable / unhealthy / refusing our secret
     BACKOFF = "backoff"  # waiting before the next connect attempt
@@ -56,7 +56,7 @@ class ReconnectNow:
 
 @dataclass(frozen=True)
 class Connected:
-    """SSH is up and the local forward is listening."""
+    """The path is up: SSH with its local forward, or the relay (or direct URL) checked."""
 
     now: float
 
