@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from tests.support.fake_tailscale import FakeTailscale
-from tests.support.servers import gateway_process, require
+from tests.support.servers import free_port, gateway_process, require
 
 from clawd_gateway.audit.checks import run_checks
 from clawd_gateway.audit.facts import ConfigFacts, Facts
@@ -56,6 +56,8 @@ def setup(tmp_path: Path) -> dict[str, Any]:
             "CLAWD_STATE_DIR": str(state),
             "CLAWD_AUDIT_SSHD_CONFIG": str(sshd_conf),
             "OPENCLAW_GATEWAY_TOKEN": STRONG,
+            # a port nothing else on this box uses, so other tests' gateways never show up here
+            "OPENCLAW_GATEWAY_PORT": str(free_port()),
         }
     )
     return {"env": env, "config": cfg_dir / "openclaw.json", "state": state, "home": home, "sshd": sshd_conf}
@@ -355,6 +357,7 @@ def test_observed_gateway_on_all_interfaces(setup: dict[str, Any], tmp_path: Pat
     with gateway_process(tmp_path / "gw", args=["--bind", "lan"], token=STRONG) as gw:
         # The config on disk says loopback; the process was started with --bind lan.
         write_config(setup, '{gateway: {bind: "loopback", port: ' + str(gw.port) + "}}")
+        setup["env"].pop("OPENCLAW_GATEWAY_PORT")
         found = by_id(audit(setup))
         exposed = found["gateway.listen.exposed"]
         assert exposed["severity"] == "critical"
@@ -367,6 +370,7 @@ def test_observed_loopback_gateway_with_secret_on_its_command_line(
 ) -> None:
     with gateway_process(tmp_path / "gw", args=["--token", STRONG], token=None) as gw:
         write_config(setup, "{gateway: {port: " + str(gw.port) + "}}")
+        setup["env"].pop("OPENCLAW_GATEWAY_PORT")
         report = audit(setup, deep=True)
         found = by_id(report)
         assert not [i for i in found if i.startswith("gateway.listen.")]
@@ -380,9 +384,9 @@ def test_observed_loopback_gateway_with_secret_on_its_command_line(
 
 def test_deep_probe_notices_a_gateway_without_auth(setup: dict[str, Any], tmp_path: Path) -> None:
     with gateway_process(tmp_path / "gw", args=["--auth", "none"], token=None) as gw:
-        write_config(
-            setup, "{gateway: {port: " + str(gw.port) + "}}"
-        )  # the file says token; the process runs none
+        # the file says token; the process runs none
+        write_config(setup, "{gateway: {port: " + str(gw.port) + "}}")
+        setup["env"].pop("OPENCLAW_GATEWAY_PORT")
         found = by_id(audit(setup, deep=True))
         assert found["gateway.probe.unauthenticated_accepted"]["severity"] == "warn"  # loopback only
 
@@ -440,6 +444,7 @@ def test_sshd_config_parser_follows_include_first_value_and_match(tmp_path: Path
 
 def test_deep_sees_a_funnel_route_the_config_does_not_know(setup: dict[str, Any], tmp_path: Path) -> None:
     write_config(setup, '{gateway: {port: 18789, auth: {mode: "token"}}}')
+    setup["env"]["OPENCLAW_GATEWAY_PORT"] = "18789"  # what the funnel route points at
     with FakeTailscale.create(tmp_path / "ts") as fake:
         setup["env"].update(fake.env)
         assert fake.run("funnel", "--bg", "--yes", "18789").returncode == 0
