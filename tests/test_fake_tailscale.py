@@ -226,3 +226,34 @@ def test_concurrent_calls_do_not_lose_updates(fake: FakeTailscale) -> None:
         t.join()
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     assert sorted(int(p) for p in fake.serve_config()["TCP"]) == sorted(ports)  # type: ignore[index]
+
+
+def test_tcp_paths_legacy_hint_and_access_denied(fake: FakeTailscale) -> None:
+    ok(fake, "serve", "--bg", "--tcp=2222", "tcp://localhost:22")
+    ok(fake, "serve", "--bg", "--set-path=/api", "--https=8443", "localhost:3000")
+    ok(fake, "serve", "--bg", "--https=8443", "text:hello")
+    sc = fake.serve_config()
+    assert sc is not None
+    assert sc["TCP"]["2222"] == {"TCPForward": "localhost:22"}
+    assert sc["Web"][f"{DNS}:8443"]["Handlers"] == {
+        "/": {"Text": "hello"},
+        "/api": {"Proxy": "http://localhost:3000"},
+    }
+    r = fake.run("serve", "--bg", "--https=2222", "3000")
+    assert (
+        r.returncode == 1
+        and r.stderr == 'want to serve "https" but port is already serving "tcp" for "machine"\n'
+    )
+    r = fake.run("serve", "--https=8443", "off")  # two handlers: asks, stdin says no
+    assert (
+        r.returncode == 0 and "Are you sure you want to delete 2 handlers under port 8443? [y/N]" in r.stdout
+    )
+    assert f"{DNS}:8443" in fake.serve_config()["Web"]  # type: ignore[index]
+    r = fake.run("serve", "https:443", "/", "http://127.0.0.1:18789")
+    assert r.returncode == 1 and "\t- tailscale serve --bg http://127.0.0.1:18789\n" in r.stderr
+    fake.set_access_denied(True)
+    r = fake.run("serve", "--bg", "18789")
+    assert r.returncode == 1 and r.stderr.startswith(
+        "Access denied: serve config denied\n\nUse 'sudo tailscale serve --bg 18789'."
+    )
+    assert f"{DNS}:443" not in fake.serve_config()["Web"]  # type: ignore[index]
