@@ -88,7 +88,11 @@ def check_config_state(f: Facts) -> Iterable[Finding]:
             "warn",
             "The config file does not load; the gateway will not start with it",
             cfg.error,
-            f"correct {_cfg_file(cfg)} (`clawd-gateway config check` shows the same error), then audit again",
+            (
+                cfg.refused_fix
+                or f"correct {_cfg_file(cfg)} (`clawd-gateway config check` shows the same error)"
+            )
+            + "; then audit again",
         )
     elif cfg.refused:
         yield Finding(
@@ -96,7 +100,7 @@ def check_config_state(f: Facts) -> Iterable[Finding]:
             "info",
             "clawd-gateway refuses to start with this config",
             cfg.refused,
-            "see the related findings; `clawd-gateway config check` names the key to change",
+            cfg.refused_fix or "`clawd-gateway config check` names the key to change",
         )
 
 

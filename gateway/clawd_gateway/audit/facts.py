@@ -26,6 +26,7 @@ class ConfigFacts:
     source: str
     error: str | None = None  # the config does not load (the gateway would not start)
     refused: str | None = None  # it loads, but the gateway refuses to start with it
+    refused_fix: str | None = None
     bind_mode: str = "loopback"
     bind_hosts: tuple[str, ...] = ("127.0.0.1",)
     port: int = 18789

@@ -215,12 +215,15 @@ def gather_config(
         try:
             loaded = parse_config_text(text, path, load_env, source)
         except ConfigError as exc:
-            return ConfigFacts(str(path), source, error=exc.render(), literal_secret_keys=literal), text
-    refused: str | None = None
+            facts = ConfigFacts(
+                str(path), source, error=str(exc), refused_fix=exc.fix, literal_secret_keys=literal
+            )
+            return facts, text
+    refused = refused_fix = None
     try:
         resolve_settings(Overrides(), env=load_env, loaded=loaded, create_token=False)
     except ConfigError as exc:
-        refused = exc.render()
+        refused, refused_fix = str(exc), exc.fix
 
     port = loaded.get("port") or 18789
     for var in ("OPENCLAW_GATEWAY_PORT", "CLAWDBOT_GATEWAY_PORT"):
@@ -282,6 +285,7 @@ def gather_config(
         path=str(path) if path else None,
         source=source,
         refused=refused,
+        refused_fix=refused_fix,
         bind_mode=bind_mode,
         bind_hosts=tuple(bind_hosts),
         port=int(port),
