@@ -301,3 +301,64 @@ def test_serve_needs_a_name_and_unknown_peer_is_named(cli_env, serve):
     d = clawd(["doctor", "y", "--json"], cli_env)
     report = json.loads(d.stdout)
     assert report["firstBroken"] == "peer" and "not a node of your tailnet" in report["hops"][-1]["detail"]
+
+
+# --- the pure parts: ipnstate.Status JSON in, verdict out -----------------------------------------
+
+
+def _status(backend="Running", peers=None, **extra):
+    return json.dumps(
+        {
+            "Version": "1.94.2",
+            "BackendState": backend,
+            "AuthURL": extra.pop("auth_url", ""),
+            "Self": {
+                "HostName": "laptop",
+                "DNSName": "laptop.tail1234.ts.net.",
+                "TailscaleIPs": ["100.64.0.7"],
+            },
+            "MagicDNSSuffix": "tail1234.ts.net",
+            "Peer": {f"nodekey:{i}": p for i, p in enumerate(peers or [])},
+            **extra,
+        }
+    )
+
+
+GW_PEER = {
+    "HostName": "gateway-box",
+    "DNSName": "gw.tail1234.ts.net.",
+    "TailscaleIPs": ["fd7a:115c:a1e0::9", "100.101.102.103"],
+    "Online": True,
+}
+
+
+@pytest.mark.parametrize(
+    "host", ["gw.tail1234.ts.net", "gw.tail1234.ts.net.", "GW", "gateway-box", "100.101.102.103"]
+)
+def test_peer_found_by_fqdn_short_name_host_name_or_ip(host):
+    state = paths.ts.parse_status(_status(peers=[GW_PEER]), "test")
+    verdict = paths.ts.judge(state, host)
+    assert verdict.ok and verdict.node is not None
+    assert verdict.node.address() == "100.101.102.103"  # IPv4 first
+
+
+@pytest.mark.parametrize(
+    ("backend", "words"),
+    [
+        ("NeedsMachineAuth", "admin console"),
+        ("Stopped", "tailscale up"),
+        ("Starting", "wait"),
+        ("NoState", "restart tailscaled"),
+    ],
+)
+def test_each_backend_state_names_its_fix(backend, words):
+    verdict = paths.ts.judge(paths.ts.parse_status(_status(backend, [GW_PEER]), "test"), "gw")
+    assert verdict.first_broken.name == "login" and words in verdict.first_broken.fix
+
+
+def test_tailnet_ranges():
+    ok = ["100.64.0.1", "100.127.255.254", "fd7a:115c:a1e0::1", "[fd7a:115c:a1e0:ab12::5]"]
+    for ip in ok:
+        assert paths.ts.is_tailnet_ip(ip), ip
+    for ip in ["100.63.255.255", "100.128.0.0", "10.0.0.1", "fd7a:115c:a1e1::1", "gw.tail1234.ts.net"]:
+        assert not paths.ts.is_tailnet_ip(ip), ip

@@ -80,7 +80,7 @@ class TailscaleState:
     found: bool
     running: bool
     backend_state: str | None = None  # NoState NeedsLogin NeedsMachineAuth Stopped Starting Running
-    source: str = ""  # "tailscale CLI (/usr/bin/tailscale)" or "LocalAPI /var/run/..."
+    source: str = ""  # "/usr/bin/tailscale status --json" or "LocalAPI /var/run/tailscale/..."
     error: str | None = None
     auth_url: str | None = None
     self_node: Node | None = None
@@ -199,7 +199,7 @@ def find_socket(cli_found: bool) -> str | None:
 
 
 async def _via_cli(cli: str, timeout: float) -> TailscaleState:
-    source = f"tailscale CLI ({cli})"
+    source = f"{cli} status --json"
     try:
         proc = await asyncio.create_subprocess_exec(
             cli,
