@@ -275,3 +275,14 @@ def test_cache_lifetimes(fake):
     assert (
         whois_cli_calls(fake) == [["whois", "--json", BOB_IP]] * 2 + [["whois", "--json", "100.99.0.1"]] * 2
     )
+
+
+def test_localapi_reader_handles_chunked_and_sized_bodies():
+    """tailscaled (Go net/http) chunks answers over 4 KiB; small ones carry Content-Length."""
+    from clawd_gateway.tailscale.localapi import parse_response
+
+    chunked = b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\n3\r\n 1}\r\n0\r\n\r\n'
+    assert parse_response(chunked).body == b'{"a": 1}'
+    sized = b"HTTP/1.1 404 Not Found\r\nContent-Length: 15\r\n\r\npeer not found\nEXTRA"
+    res = parse_response(sized)
+    assert res.status == 404 and res.body == b"peer not found\n"

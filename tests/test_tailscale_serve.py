@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from tests.support.fake_tailscale import FakeTailscale
 from tests.support.servers import free_port, gateway_process
+from tests.support.wsclient import handshake
 
 from clawd_gateway.tailscale.parse import classify_failure, parse_serve_config, parse_status
 
@@ -107,6 +108,20 @@ def test_serve_is_set_up_reported_and_undone_on_sigterm(tmp_path, fake):
         assert report["tailscale"]["url"] == "https://gw.tail1234.ts.net/"
         assert report["tailscale"]["wsUrl"] == "wss://gw.tail1234.ts.net"
         assert report["tailscale"]["mode"] == "serve" and report["tailscale"]["owned"] is True
+        # The Control UI opened at the Serve URL: its origin is allowed, its identity verified.
+        fake.add_peer("laptop", ["100.64.0.7"], user_login="bob@example.com")
+        serve_headers = {
+            "Origin": "https://gw.tail1234.ts.net",
+            "X-Forwarded-For": "100.64.0.7",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "gw.tail1234.ts.net",
+            "Tailscale-User-Login": "bob@example.com",
+        }
+        ws, _, res = handshake(
+            gp.url, None, additional_headers=serve_headers, client_id="openclaw-control-ui", mode="webchat"
+        )
+        ws.close()
+        assert res["ok"] and res["payload"]["auth"]["method"] == "tailscale", res
         stop(gp)
     assert not (fake.serve_config() or {}).get("Web"), fake.serve_config()
     calls = mutating_calls(fake)

@@ -51,6 +51,17 @@ class RunResult:
         return "\n".join(s for s in (self.stderr.strip(), self.stdout.strip()) if s)
 
 
+async def _read_all(stream: asyncio.StreamReader) -> bytes:
+    """Everything up to EOF (StreamReader.read(n) returns whatever arrived first), capped."""
+    buf = bytearray()
+    while len(buf) < MAX_OUTPUT:
+        chunk = await stream.read(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf[:MAX_OUTPUT])
+
+
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
     """The CLI runs in its own session, so the whole group goes, not just the first process."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -71,8 +82,8 @@ async def run(binary: str, *args: str, timeout: float = STATUS_TIMEOUT_S) -> Run
         start_new_session=True,
     )
     assert proc.stdout is not None and proc.stderr is not None
-    out_task = asyncio.ensure_future(proc.stdout.read(MAX_OUTPUT))
-    err_task = asyncio.ensure_future(proc.stderr.read(MAX_OUTPUT))
+    out_task = asyncio.ensure_future(_read_all(proc.stdout))
+    err_task = asyncio.ensure_future(_read_all(proc.stderr))
     code: int | None
     try:
         code = await asyncio.wait_for(proc.wait(), timeout)

@@ -87,12 +87,13 @@ async def get(path: str, sock: str, timeout: float = 5.0) -> LocalAPIResponse:
             ).encode("ascii")
         )
         await writer.drain()
-        raw = await asyncio.wait_for(reader.read(MAX_BODY + 16384), timeout)
-        while raw and not reader.at_eof() and len(raw) < MAX_BODY:
-            more = await asyncio.wait_for(reader.read(MAX_BODY), timeout)
-            if not more:
+        buf = bytearray()
+        while len(buf) < MAX_BODY:  # Connection: close, so the answer ends at EOF
+            chunk = await asyncio.wait_for(reader.read(65536), timeout)
+            if not chunk:
                 break
-            raw += more
+            buf += chunk
+        raw = bytes(buf)
     except (OSError, asyncio.TimeoutError) as exc:
         raise LocalAPIUnavailable(f"{sock}: {exc or 'timed out'}") from None
     finally:
