@@ -8,10 +8,8 @@ Secret values are read only to measure them (length, entropy) and are dropped ri
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import pwd
 import re
 import shutil
 import stat
@@ -68,9 +66,20 @@ class Gathered:
 
 def _owner(uid: int) -> str:
     try:
+        import pwd
+
         return pwd.getpwuid(uid).pw_name
-    except KeyError:
+    except (ImportError, KeyError):  # no pwd module on Windows
         return str(uid)
+
+
+def _uid_of(name: str) -> int | None:
+    try:
+        import pwd
+
+        return pwd.getpwnam(name).pw_uid
+    except (ImportError, KeyError):
+        return None
 
 
 def path_fact(path: Path, role: str, holds_secret: bool = False) -> PathFact:
@@ -579,9 +588,9 @@ def gather(
 
     gateway_uids = {li.uid for li in listeners if li.is_gateway and li.uid is not None}
     for u in units:
-        if u.run_as:
-            with contextlib.suppress(KeyError):
-                gateway_uids.add(pwd.getpwnam(u.run_as).pw_uid)
+        uid = _uid_of(u.run_as) if u.run_as else None
+        if uid is not None:
+            gateway_uids.add(uid)
 
     sshd_conf = Path(env.get(SSHD_CONFIG_ENV) or "/etc/ssh/sshd_config")
     sshd, why = gather_sshd(sshd_conf, sshd_binary())
@@ -625,7 +634,7 @@ def gather(
         tailscale=tailscale,
         probe=probe,
         gateway_uids=frozenset(gateway_uids),
-        current_uid=os.geteuid(),
+        current_uid=os.geteuid() if hasattr(os, "geteuid") else -1,
         deep=deep,
         skipped=tuple(skipped),
     )
