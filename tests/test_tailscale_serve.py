@@ -321,3 +321,13 @@ def test_parsers_read_the_real_shapes(fake):
     f = classify_failure(hang)
     assert f.kind == "https_disabled" and "https://login.tailscale.com/f/serve?node=nX" in f.fix
     assert classify_failure("flag provided but not defined: -bg").kind == "old_version"
+
+
+def test_funnel_can_be_kept_after_exit_when_asked(tmp_path, fake):
+    env = env_for(fake, tmp_path, OPENCLAW_GATEWAY_PASSWORD=PASSWORD)
+    args = ["--tailscale", "funnel", "--auth", "password", "--no-reset-on-exit"]
+    with gateway_process(tmp_path, args, env, token=None) as gp:
+        assert "kept after exit" in "".join(gp.stdout_lines)
+        stop(gp)
+    sc = fake.serve_config()
+    assert sc["AllowFunnel"] == {HP: True} and sc["Web"][HP]["Handlers"]["/"]["Proxy"].endswith(f":{gp.port}")

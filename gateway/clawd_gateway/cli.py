@@ -60,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--password", help="shared password (prefer env OPENCLAW_GATEWAY_PASSWORD)")
     run.add_argument("--tailscale", choices=["off", "serve", "funnel"], help="Tailscale exposure mode")
     run.add_argument(
-        "--reset-on-exit", action="store_true", default=None, help="undo tailscale serve/funnel on exit"
+        "--reset-on-exit",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="remove the tailscale serve/funnel route we added when the gateway stops "
+        "(default: on for funnel, off for serve; config gateway.tailscale.resetOnExit)",
     )
     run.add_argument(
         "--tick-interval", type=float, metavar="SECONDS", help="tick event interval (default 30)"
