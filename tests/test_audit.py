@@ -554,3 +554,20 @@ def test_config_named_by_env_must_exist_and_deep_without_tailscale_says_so(setup
 
     with pytest.raises(ConfigError, match=r"missing\.json"):
         run_audit(config=None, env=setup["env"])
+
+
+def test_sshd_password_rules() -> None:
+    from clawd_gateway.audit.sshd import DEFAULTS, forwarding_blocked, password_login
+
+    def s(**kw: str) -> dict[str, str]:
+        return {**DEFAULTS, **kw}
+
+    assert password_login(s()) == "PasswordAuthentication yes"  # OpenSSH's own default
+    pam = s(passwordauthentication="no", usepam="yes")
+    assert "UsePAM" in (password_login(pam) or "")  # keyboard-interactive via PAM asks for the password
+    assert password_login(s(authenticationmethods="publickey publickey,password")) is None
+    assert password_login(s(passwordauthentication="no", kbdinteractiveauthentication="no")) is None
+    assert forwarding_blocked(s(allowtcpforwarding="remote"), 18789) == "AllowTcpForwarding remote"
+    assert forwarding_blocked(s(disableforwarding="yes"), 18789) == "DisableForwarding yes"
+    assert forwarding_blocked(s(permitopen="127.0.0.1:18789"), 18789) is None
+    assert "PermitOpen" in (forwarding_blocked(s(permitopen="none"), 18789) or "")
