@@ -290,6 +290,7 @@ def test_tailscale_failures_are_fatal_with_the_fix(tmp_path, fake, name):
     assert fix in fix_line, proc.stderr
     assert "Traceback" not in proc.stderr and TOKEN not in proc.stderr and PASSWORD not in proc.stderr
     assert fake.serve_config() == before or not (fake.serve_config() or {}).get("Web")
+    assert not (tmp_path / "state" / "tailscale-serve.json").exists()  # nothing recorded as ours
     assert port_is_free(port)
 
 

@@ -341,11 +341,17 @@ class TailscaleExposure:
             args = [self.mode, "--bg", "--yes", f"--https={self.https_port}"]
             if self.mount != "/":
                 args.append(f"--set-path={self.mount}")
+            # Recorded before the change, so a crash right after it still leaves the route ours.
+            self._write_record(hp, target)
             res = await self._run(*args, target, timeout=command.SERVE_TIMEOUT_S)
             after = await self.read_serve_config()
             got = after.handler(hp, self.mount)
             funnel_ok = after.funnel(hp) if self.mode == "funnel" else not after.funnel(hp)
             if got is None or got.get("Proxy") != target or not funnel_ok:
+                if not recorded:
+                    self.record_path.unlink(missing_ok=True)
+                elif handler is not None:  # still ours, at its old target
+                    self._write_record(hp, str(handler.get("Proxy")))
                 if got is not None and got.get("Proxy") == target:
                     # The handler went in but Funnel did not: take ours back out before failing.
                     await self._remove()
@@ -358,20 +364,7 @@ class TailscaleExposure:
                 raise TailscaleSetupError(classify_failure(res.output or "timed out", mode=self.mode))
             owned = True
         if owned:
-            atomic_write(
-                self.record_path,
-                json.dumps(
-                    {
-                        "hostPort": hp,
-                        "mount": self.mount,
-                        "target": target,
-                        "mode": self.mode,
-                        "pid": os.getpid(),
-                    }
-                )
-                + "\n",
-                mode=0o600,
-            )
+            self._write_record(hp, target)
         port_part = "" if self.https_port == 443 else f":{self.https_port}"
         self.exposure = Exposure(
             mode=self.mode,
@@ -394,6 +387,10 @@ class TailscaleExposure:
             changed=not already,
         )
         return self.exposure
+
+    def _write_record(self, hp: str, target: str) -> None:
+        rec = {"hostPort": hp, "mount": self.mount, "target": target, "mode": self.mode, "pid": os.getpid()}
+        atomic_write(self.record_path, json.dumps(rec) + "\n", mode=0o600)
 
     async def _remove(self) -> command.RunResult:
         args = [self.mode, f"--https={self.https_port}", f"--set-path={self.mount}", "off"]
