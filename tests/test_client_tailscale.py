@@ -94,11 +94,22 @@ def test_without_relay_clients_use_the_url_and_the_probe_still_verifies_tls(fake
 
 
 def test_tailnet_bind_by_name_is_healthy(fake, gateway):
-    p = Profile(name="tb", method="tailscale", url=f"ws://{NAME}:{gateway.port}", local_port=free_port())
+    p = Profile(
+        name="tb",
+        method="tailscale",
+        url=f"ws://{NAME}:{gateway.port}",
+        local_port=free_port(),
+        probe_interval=0.5,
+    )
     with supervised(p, TOKEN) as w:
         st = w.wait_state("healthy", 15)
         assert [h["hop"] for h in st["hops"]] == ["daemon", "login", "peer", "tcp", "relay"]
         assert st["upstream"]["host"] == "127.0.0.1" and st["upstream"]["tls"] is False
+        mark = w.mark()
+        gateway.stop()  # the tailnet peer stays online, its gateway does not answer any more
+        st = w.wait_from(mark, lambda s: s["state"] == "degraded", 20, "degraded")
+        assert st["degraded"] == "gateway-unreachable"
+        assert f"relay to 127.0.0.1:{gateway.port}" in st["lastError"] and "refused" in st["lastError"]
 
 
 def test_localapi_socket_is_used_when_configured(fake, serve, monkeypatch):

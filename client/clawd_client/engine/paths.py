@@ -257,7 +257,7 @@ class UrlPath:
                 ) from None
             url = f"ws://127.0.0.1:{port}"
             self._set_hop(ts.HopCheck("relay", True, f"{url} relays to {up.describe()}"))
-            return Opened(port, url, url, relay.close, (up.host, up.port))
+            return Opened(port, url, url, relay.close, (up.host, up.port), {"relay": relay})
         if up.tls is None:
             return Opened(None, self.profile.url or "", self.profile.url or "", _nothing, (up.host, up.port))
         # No listener for clients, but the probe still needs our TLS settings: a private one.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -164,6 +165,8 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return f"no answer within {CONNECT_TIMEOUT_S:g}s"
     if isinstance(exc, OSError):
+        if exc.errno and not isinstance(exc, socket.gaierror):  # asyncio: "Connect call failed (...)"
+            return os.strerror(exc.errno)
         return exc.strerror or str(exc) or type(exc).__name__
     return str(exc) or type(exc).__name__
 

@@ -262,7 +262,11 @@ class Supervisor:
         else:
             assert result.failure is not None
             self.detail_code = result.detail_code
-            self._queue.put_nowait((gen, m.ProbeFailed(self.now(), result.failure, result.message)))
+            message = result.message
+            relay = self._tunnel.extra.get("relay") if self._tunnel is not None else None
+            if result.failure is m.ProbeFailure.UNREACHABLE and getattr(relay, "last_error", None):
+                message += f" (relay to {relay.last_error})"  # the relay saw why: refused, TLS, ...
+            self._queue.put_nowait((gen, m.ProbeFailed(self.now(), result.failure, message)))
 
     def _update_reach_watch(self) -> None:
         """Poll the far end (the SSH port, the gateway's address, or Tailscale's state) only while
