@@ -95,6 +95,7 @@ def test_whois_cli_and_localapi_agree_and_unknown_is_peer_not_found(fake: FakeTa
         403,
         "invalid localapi request\n",
     )
+    assert localapi_get(sock, "/localapi/v0/serve-config") == (200, "null")
     fake.set_daemon_running(False)
     assert not Path(sock).exists()
 

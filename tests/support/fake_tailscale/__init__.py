@@ -368,6 +368,7 @@ class _LocalAPIHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server: _UnixHTTPServer
+    _version = ""
 
     def address_string(self) -> str:
         return "unix"
@@ -384,7 +385,7 @@ class _LocalAPIHandler(BaseHTTPRequestHandler):
     ) -> None:
         data = body.encode()
         self.send_response(code)
-        self.send_header("Tailscale-Version", _core.version_long(self.server.fake.state()["version"]))
+        self.send_header("Tailscale-Version", self._version)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
@@ -410,6 +411,7 @@ class _LocalAPIHandler(BaseHTTPRequestHandler):
             }
         )
         st = fake.state()
+        self._version = _core.version_long(st["version"])
         host = self.headers.get("Host", "")
         if (
             self.headers.get("Referer")
@@ -421,11 +423,13 @@ class _LocalAPIHandler(BaseHTTPRequestHandler):
             return
         if u.path == "/localapi/v0/status":
             peers = q.get("peers", ["true"])[0] != "false"
-            self._send(200, json.dumps(_core.build_status(st, peers=peers), indent="\t"), "application/json")
+            self._send(
+                200, _core.go_json(_core.build_status(st, peers=peers), indent="\t"), "application/json"
+            )
         elif u.path == "/localapi/v0/whois":
             code, body = _core.whois_lookup(st, q.get("addr", [""])[0])
             if code == 200:
-                self._send(200, json.dumps(body, indent="\t"), "application/json")
+                self._send(200, _core.go_json(body, indent="\t"), "application/json")
             else:
                 self._error(code, body)
         elif u.path == "/localapi/v0/serve-config":
@@ -437,7 +441,7 @@ class _LocalAPIHandler(BaseHTTPRequestHandler):
         fake = self.server.fake
         if method == "GET":
             sc = st.get("serve_config")
-            body = "null" if sc is None else json.dumps(_core.normalize_sc(sc))
+            body = "null" if sc is None else _core.go_json(_core.normalize_sc(sc), indent=None)
             etag = _core._h("etag", body)
             self._send(200, body, "application/json", {"Etag": etag})
             return
@@ -454,15 +458,19 @@ class _LocalAPIHandler(BaseHTTPRequestHandler):
         except ValueError:
             self._error(400, "decoding config")
             return
+        conflict = False
         with _core.locked_state(str(fake.state_path)) as w:
             cur = w.get("serve_config")
-            cur_body = "null" if cur is None else json.dumps(_core.normalize_sc(cur))
+            cur_body = "null" if cur is None else _core.go_json(_core.normalize_sc(cur), indent=None)
             want = self.headers.get("If-Match")
             if want and want != _core._h("etag", cur_body):
-                self._error(412, "preconditions failed")
-                return
-            w["serve_config"] = new if new is not None else {}
-        self._send(200, "", "text/plain")
+                conflict = True
+            else:
+                w["serve_config"] = new if new is not None else {}
+        if conflict:
+            self._error(412, "preconditions failed")
+        else:
+            self._send(200, "", "text/plain")
 
     def do_GET(self) -> None:
         self._handle("GET")

@@ -333,7 +333,9 @@ def build_status(state: dict[str, Any], peers: bool = True) -> dict[str, Any]:
             users[str(up["ID"])] = up
     elif backend == "Running":
         st["Peer"] = None
-    st["User"] = users
+    if st["Peer"]:
+        st["Peer"] = dict(sorted(st["Peer"].items()))
+    st["User"] = dict(sorted(users.items()))
     return st
 
 
@@ -458,8 +460,14 @@ def normalize_sc(sc: Any) -> Any:
     return out
 
 
+def go_json(obj: Any, indent: str | int | None = 2) -> str:
+    """encoding/json output: UTF-8 kept, but <, > and & escaped as Go's HTML-safe default does."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def sc_json(sc: Any) -> str:
-    return json.dumps(normalize_sc(sc), indent=2, ensure_ascii=False)
+    return go_json(normalize_sc(sc))
 
 
 def find_config(sc: dict[str, Any], port: int) -> tuple[dict[str, Any] | None, bool]:
@@ -825,7 +833,7 @@ def cmd_version(ctx: Ctx, args: list[str]) -> None:
         meta = version_meta(v)
         if flags.get("daemon"):
             meta["daemonLong"] = version_long(v)
-        out(json.dumps(meta, indent="\t") + "\n")
+        out(go_json(meta, indent="\t") + "\n")
         return
     if flags.get("daemon"):
         out(f"Client: {version_string(v)}\nDaemon: {version_long(v)}\n")
@@ -853,7 +861,7 @@ def cmd_status(ctx: Ctx, args: list[str]) -> None:
         raise CLIError(FIXED_CONNECT_ERROR)
     status = build_status(st, peers=flags.get("peers", True))
     if flags.get("json"):
-        out(json.dumps(status, indent=2, ensure_ascii=False))
+        out(go_json(status))
         return
     desc, ok = running_description(st)
     if not ok:
@@ -952,7 +960,7 @@ def cmd_whois(ctx: Ctx, args: list[str]) -> None:
     if code != 200:
         raise CLIError(f"{code} Bad Request: {body}")
     if flags.get("json"):
-        out(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+        out(go_json(body) + "\n")
         return
     n, up = body["Node"], body["UserProfile"]
     rows = [
