@@ -19,7 +19,12 @@ def render_text(report: Report) -> str:
     a = report.audited
     lines = [
         "clawd-gateway audit" + (" --deep" if report.deep else ""),
-        f"  config    {a.get('configFile') or '(none: built-in defaults)'} ({a.get('configSource')})",
+        "  config    "
+        + (
+            f"{a['configFile']} ({a.get('configSource')})"
+            if a.get("configFile")
+            else "none: built-in defaults"
+        ),
         f"  state     {', '.join(a.get('stateDirs') or [])}",
     ]
     if a.get("serviceFiles"):
