@@ -8,6 +8,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
+from tests.support.clientcli import isolated_env
+from tests.support.keyring_session import secret_service  # noqa: F401  (the real keyring, shared)
 from tests.support.servers import RunningGateway, gateway_in_thread, make_settings
 from tests.support.sshd import sshd  # noqa: F401  (the real-sshd fixture, shared)
 
@@ -23,6 +25,12 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # The checkout under test may itself live under /tmp (CI clones anywhere); autostart's
     # refusal of temporary interpreters is tested with explicit temp roots instead.
     monkeypatch.setenv("CLAWD_AUTOSTART_ALLOW_TEMP", "1")
+
+
+@pytest.fixture
+def client_env(tmp_path: Path, secret_service) -> dict[str, str]:  # noqa: F811
+    """The environment for running `clawd`: a real keyring, home/config/state under tmp_path."""
+    return isolated_env(tmp_path, secret_service.env)
 
 
 @pytest.fixture

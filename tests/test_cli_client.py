@@ -6,44 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import psutil
-import pytest
-from tests.support.keyring_session import secret_service  # noqa: F401
+from tests.support.clientcli import clawd, connected
 from tests.support.servers import free_port
 
 TOKEN = "s3cret-token-for-tests-0123456789"
-
-
-def clawd(args, env, *, input=None, timeout=60):
-    return subprocess.run(
-        [sys.executable, "-m", "clawd_client", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        input=input,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture
-def client_env(tmp_path, secret_service):  # noqa: F811
-    env = dict(secret_service.env)
-    for var in list(env):
-        if var.startswith(("OPENCLAW_", "CLAWDBOT_")):
-            del env[var]
-    env.update(
-        HOME=str(tmp_path / "home"),
-        CLAWD_CONFIG_DIR=str(tmp_path / "cfg"),
-        CLAWD_STATE_DIR=str(tmp_path / "state"),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
 
 
 def add_profile(env, sshd, gateway, local_port, name="vps"):
@@ -75,31 +44,8 @@ def test_connect_status_health_doctor_and_no_leaks(client_env, sshd, gateway, tm
     r = clawd(["secret", "set", "vps"], env, input=TOKEN + "\n")
     assert r.returncode == 0, r.stderr
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "clawd_client", "connect", "vps"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    out_lines: list[str] = []
-    err_lines: list[str] = []
-    healthy = threading.Event()
-
-    def pump(stream, sink, flag=None):
-        for line in stream:
-            sink.append(line)
-            if flag is not None and " healthy " in line:
-                flag.set()
-
-    threads = [
-        threading.Thread(target=pump, args=(proc.stdout, out_lines, healthy), daemon=True),
-        threading.Thread(target=pump, args=(proc.stderr, err_lines), daemon=True),
-    ]
-    for t in threads:
-        t.start()
-    try:
-        assert healthy.wait(30), "".join(out_lines + err_lines)
+    with connected("vps", env) as run:
+        proc = run.proc
         st = clawd(["status", "--json"], env)
         assert st.returncode == 0, st.stdout + st.stderr
         tunnel = json.loads(st.stdout)["tunnels"][0]
@@ -136,13 +82,8 @@ def test_connect_status_health_doctor_and_no_leaks(client_env, sshd, gateway, tm
         for path in Path(env["CLAWD_STATE_DIR"]).rglob("*"):
             if path.is_file():
                 assert TOKEN not in path.read_text(errors="replace"), path
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(15)
-        for t in threads:
-            t.join(5)
-    assert code == 0
-    assert TOKEN not in "".join(out_lines + err_lines)
+    assert run.returncode == 0
+    assert TOKEN not in run.output
     assert clawd(["status"], env).returncode == 3  # nothing running any more: the status was withdrawn
 
 

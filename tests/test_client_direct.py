@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
-import threading
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tests.support.keyring_session import secret_service  # noqa: F401
+from tests.support.clientcli import clawd, connected
 from tests.support.servers import free_port
 from tests.support.supervisor import supervised
 from tests.support.tls_front import tls_front
@@ -49,32 +46,6 @@ def direct_profile(front, **changes) -> Profile:
         local_port=free_port(),
     )
     return replace(p, **changes)
-
-
-def clawd(args, env, *, input=None, timeout=60):
-    return subprocess.run(
-        [sys.executable, "-m", "clawd_client", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        input=input,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture
-def client_env(tmp_path, secret_service):  # noqa: F811
-    env = dict(secret_service.env)
-    for var in list(env):
-        if var.startswith(("OPENCLAW_", "CLAWDBOT_")):
-            del env[var]
-    env.update(
-        HOME=str(tmp_path / "home"),
-        CLAWD_CONFIG_DIR=str(tmp_path / "cfg"),
-        CLAWD_STATE_DIR=str(tmp_path / "state"),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
 
 
 def test_wss_with_password_is_healthy_through_the_relay(front):
@@ -188,27 +159,7 @@ def test_cli_direct_profile_end_to_end(client_env, front):
     assert d.returncode == 0 and report["ok"], d.stdout
     assert [hop["hop"] for hop in report["hops"]] == ["profile", "secret", "https", "gateway-auth", "health"]
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "clawd_client", "connect", "funnel"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    lines: list[str] = []
-    healthy = threading.Event()
-
-    def pump(stream):
-        for line in stream:
-            lines.append(line)
-            if " healthy " in line:
-                healthy.set()
-
-    threads = [threading.Thread(target=pump, args=(s,), daemon=True) for s in (proc.stdout, proc.stderr)]
-    for t in threads:
-        t.start()
-    try:
-        assert healthy.wait(30), "".join(lines)
+    with connected("funnel", env) as run:
         st = clawd(["status", "--json"], env)
         tunnel = json.loads(st.stdout)["tunnels"][0]
         assert st.returncode == 0 and tunnel["state"] == "healthy" and tunnel["method"] == "direct"
@@ -222,13 +173,8 @@ def test_cli_direct_profile_end_to_end(client_env, front):
             assert PASSWORD not in path.read_text(errors="replace")
         for path in Path(env["CLAWD_STATE_DIR"]).rglob("*.json"):
             assert PASSWORD not in path.read_text(errors="replace")
-    finally:
-        proc.terminate()
-        code = proc.wait(15)
-        for t in threads:
-            t.join(5)
-    assert code == 0
-    assert PASSWORD not in "".join(lines)
+    assert run.returncode == 0
+    assert PASSWORD not in run.output
 
 
 def test_relay_passes_bytes_both_ways_half_closes_and_cuts_on_close():

@@ -11,12 +11,10 @@ not resolve here, just as they may not on a laptop whose resolver bypasses Magic
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import threading
 from dataclasses import replace
 
 import pytest
+from tests.support.clientcli import clawd, connected, isolated_env
 from tests.support.fake_tailscale import FakeTailscale
 from tests.support.servers import free_port
 from tests.support.supervisor import supervised
@@ -180,28 +178,10 @@ def test_not_installed_is_fatal_and_names_the_fix(serve, monkeypatch, tmp_path):
 # --- the CLI ----------------------------------------------------------------------------------
 
 
-def clawd(args, env, *, timeout=60):
-    return subprocess.run(
-        [sys.executable, "-m", "clawd_client", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
-
-
 @pytest.fixture
 def cli_env(tmp_path, fake):
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "CLAWDBOT_"))}
-    env.update(
-        HOME=str(tmp_path / "home"),
-        CLAWD_CONFIG_DIR=str(tmp_path / "cfg"),
-        CLAWD_STATE_DIR=str(tmp_path / "state"),
-        PYTHONUNBUFFERED="1",
-        OPENCLAW_GATEWAY_TOKEN=TOKEN,  # the keyring path is covered by test_client_direct
-    )
+    env = isolated_env(tmp_path)
+    env["OPENCLAW_GATEWAY_TOKEN"] = TOKEN  # the keyring path is covered by test_client_direct
     env.update(fake.env)
     return env
 
@@ -245,27 +225,7 @@ def test_cli_connect_status_doctor(cli_env, serve):
         "gateway-auth",
         "health",
     ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "clawd_client", "connect", "ts"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    lines: list[str] = []
-    healthy = threading.Event()
-
-    def pump(stream):
-        for line in stream:
-            lines.append(line)
-            if " healthy " in line:
-                healthy.set()
-
-    threads = [threading.Thread(target=pump, args=(s,), daemon=True) for s in (proc.stdout, proc.stderr)]
-    for t in threads:
-        t.start()
-    try:
-        assert healthy.wait(30), "".join(lines)
+    with connected("ts", env) as run:
         st = clawd(["status", "--json"], env)
         assert st.returncode == 0, st.stdout + st.stderr
         tunnel = json.loads(st.stdout)["tunnels"][0]
@@ -282,13 +242,8 @@ def test_cli_connect_status_doctor(cli_env, serve):
         assert "[ok ] peer" in text and f"{NAME} online" in text
         h = clawd(["health", "ts", "--json"], env)
         assert h.returncode == 0 and json.loads(h.stdout)["ok"] is True, h.stdout + h.stderr
-    finally:
-        proc.terminate()
-        code = proc.wait(15)
-        for t in threads:
-            t.join(5)
-    assert code == 0
-    assert TOKEN not in "".join(lines)
+    assert run.returncode == 0
+    assert TOKEN not in run.output
 
 
 @pytest.mark.parametrize("hop", list(SCENARIOS))

@@ -1,0 +1,103 @@
+"""Running the real `clawd` CLI as a user would: one-shot commands, and `clawd connect` held open
+until it reports healthy.
+
+Shared by the CLI tests of each method (ssh, direct, tailscale) so they differ only in how the
+profile is made, not in how the client is started, watched and stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+CONNECT_HEALTHY_S = 30.0
+
+
+def clawd(
+    args: list[str], env: Mapping[str, str], *, input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`clawd ARGS...` to completion, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "clawd_client", *args],
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        input=input,
+        timeout=timeout,
+    )
+
+
+def isolated_env(tmp_path: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`base` (default: this process's environment) without the user's OpenClaw settings, with the
+    client's home, config and state under `tmp_path`."""
+    src = os.environ if base is None else base
+    env = {k: v for k, v in src.items() if not k.startswith(("OPENCLAW_", "CLAWDBOT_"))}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        CLAWD_CONFIG_DIR=str(tmp_path / "cfg"),
+        CLAWD_STATE_DIR=str(tmp_path / "state"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@dataclass
+class Connected:
+    """A running `clawd connect`; `returncode` is set once it has been stopped."""
+
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    returncode: int | None = None
+
+    @property
+    def output(self) -> str:
+        """Everything it printed so far, stdout and stderr."""
+        return "".join(self.lines)
+
+
+@contextlib.contextmanager
+def connected(
+    profile: str, env: Mapping[str, str], timeout: float = CONNECT_HEALTHY_S
+) -> Iterator[Connected]:
+    """`clawd connect PROFILE`, yielded once it prints a healthy state line; SIGTERM on exit.
+
+    Both pipes are always drained (a full pipe would stall the client); the healthy line is
+    the one `connect` prints on stdout for each state change."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clawd_client", "connect", profile],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(env),
+    )
+    run = Connected(proc)
+    healthy = threading.Event()
+
+    def pump(stream: IO[str] | None, watch: bool) -> None:
+        assert stream is not None
+        for line in stream:
+            run.lines.append(line)
+            if watch and " healthy " in line:
+                healthy.set()
+
+    threads = [
+        threading.Thread(target=pump, args=(proc.stdout, True), daemon=True),
+        threading.Thread(target=pump, args=(proc.stderr, False), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    try:
+        assert healthy.wait(timeout), run.output
+        yield run
+    finally:
+        proc.terminate()
+        run.returncode = proc.wait(15)
+        for t in threads:
+            t.join(5)
