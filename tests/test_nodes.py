@@ -482,3 +482,100 @@ def test_damaged_store_is_named(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"nodes\.paired"):
         load_state(path)
     assert load_state(tmp_path / "missing.json") == PairingState()
+
+
+# -- review fixes ---------------------------------------------------------------------------------
+
+
+def test_wider_commands_replace_the_request_an_operator_saw(gateway: Any, op: Operator) -> None:
+    """An approval is for the list the operator was shown: a node that reconnects asking for more
+    gets a new request id, so approving the old id cannot grant the new commands."""
+    with NodeClient(gateway.url, token=TOKEN, commands=["echo"]) as node:
+        seen = op.wait_event("node.pair.requested")["payload"]
+    wait_until(lambda: op.ok("node.list")["nodes"] == [], what="node offline")
+    op.events.clear()
+    with NodeClient(gateway.url, token=TOKEN, commands=["echo", "system.run"], key=node.key):
+        wider = op.wait_event("node.pair.requested")["payload"]
+        assert wider["requestId"] != seen["requestId"]
+        assert wider["requiredApproveScopes"] == ["operator.pairing", "operator.admin"]
+        res = op.call("node.pair.approve", {"requestId": seen["requestId"]})
+        assert res["error"]["message"] == "unknown requestId", res
+        assert [r["requestId"] for r in op.ok("node.pair.list")["pending"]] == [wider["requestId"]]
+        assert op.ok("node.describe", {"nodeId": node.node_id})["commands"] == []
+    # Asking for the same or fewer commands refreshes the request in place (no churn for retries).
+    with NodeClient(gateway.url, token=TOKEN, commands=["echo"], key=node.key):
+        wait_until(
+            lambda: op.ok("node.pair.list")["pending"][0]["commands"] == ["echo"], what="request refreshed"
+        )
+        assert [r["requestId"] for r in op.ok("node.pair.list")["pending"]] == [wider["requestId"]]
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), -5, True, "10"])
+def test_invoke_timeout_must_be_a_finite_positive_number(gateway: Any, op: Operator, timeout: Any) -> None:
+    res = op.call("node.invoke", invoke_params("f" * 64, timeoutMs=timeout))  # json.dumps writes Infinity/NaN
+    assert res["error"]["code"] == "INVALID_REQUEST", res
+    assert "timeoutMs must be a positive number" in res["error"]["message"]
+
+
+def test_idempotency_key_length_is_bounded(gateway: Any, op: Operator) -> None:
+    res = op.call("node.invoke", invoke_params("f" * 64, idempotencyKey="k" * 257))
+    assert res["error"]["code"] == "INVALID_REQUEST"
+    assert "idempotencyKey must be at most 256 characters" in res["error"]["message"]
+
+
+def test_node_supplied_text_is_made_printable(gateway: Any, op: Operator) -> None:
+    """Names end up in operators' terminals (`clawd-gateway nodes list`) and the Control UI:
+    terminal escapes, bidi overrides and absurd lengths do not survive the trip."""
+    evil = "\x1b]0;owned\x07kitchen\u202e\x1b[2J" + "x" * 500
+    with NodeClient(
+        gateway.url,
+        token=TOKEN,
+        display_name=evil,
+        platform="linux\r\n",
+        commands=["echo", "bad\x1bcmd", "c" * 200, "echo"],
+    ) as node:
+        req = op.wait_event("node.pair.requested")["payload"]
+        assert req["commands"] == ["echo"]
+        name = req["displayName"]
+        assert name.startswith("]0;ownedkitchen[2J") and len(name) == 128
+        assert req["platform"] == "linux"
+        listed = op.ok("node.describe", {"nodeId": node.node_id})
+        assert listed["displayName"] == name and listed["advertisedCommands"] == ["echo"]
+        res = op.call("node.rename", {"nodeId": node.node_id, "displayName": "\x1b\u200b\x07 "})
+        assert res["error"]["message"] == "displayName must be 1-128 characters"
+    stored = (gateway.settings.state_dir / "nodes" / "pairing.json").read_text()
+    assert "\\u001b" not in stored and "\\u202e" not in stored
+
+
+def test_second_connection_of_a_device_leaving_keeps_the_first_reachable(gateway: Any, op: Operator) -> None:
+    with NodeClient(gateway.url, token=TOKEN) as first:
+        pair(op, first)
+        with NodeClient(gateway.url, token=TOKEN, key=first.key) as second:
+            assert op.ok("node.invoke", invoke_params(second.node_id))["ok"] is True
+            assert len(second.invocations) == 1
+        hub = gateway.gateway.nodes
+        wait_until(lambda: gateway.call_soon(lambda: len(hub.live)) == 1, what="second connection gone")
+        view = op.ok("node.describe", {"nodeId": first.node_id})
+        assert view["connected"] is True
+        assert op.ok("node.invoke", invoke_params(first.node_id))["ok"] is True
+        assert len(first.invocations) == 1
+
+
+def test_router_caps_per_caller_and_forgets_idle_callers() -> None:
+    from clawd_gateway.nodes.router import MAX_CALLERS, MAX_IN_FLIGHT_PER_CALLER
+
+    r = InvokeRouter()
+    kw: dict[str, Any] = {"node_id": "n", "node_conn": "c1", "command": "echo", "timeout_ms": 1000}
+    for i in range(MAX_IN_FLIGHT_PER_CALLER):
+        r.open(caller="greedy", idempotency_key=f"k{i}", now_ms=0, **kw)
+    with pytest.raises(RouterError, match="already has") as exc:
+        r.open(caller="greedy", idempotency_key="one-more", now_ms=0, **kw)
+    assert exc.value.code == "TOO_MANY_CALLS"
+    r.open(caller="polite", idempotency_key="k0", now_ms=0, **kw)  # others still get a slot
+    for i in range(MAX_CALLERS + 10):
+        r.open(caller=f"conn:{i}", idempotency_key="k", now_ms=1, **kw)
+    assert len(r._keys) == MAX_CALLERS
+    assert "greedy" not in r._keys
+    # A forgotten caller's in-flight key is still refused.
+    with pytest.raises(RouterError, match="still in flight"):
+        r.open(caller="greedy", idempotency_key="k0", now_ms=2, **kw)

@@ -7,6 +7,7 @@ reference gateway's (src/gateway/server-methods/nodes.ts), which the OpenClaw CL
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,6 +17,9 @@ from ..presence import ClientRecord
 from ..protocol.constants import ErrorCode
 from ..protocol.frames import ErrorShape
 from .context import GatewayView, MethodError
+
+# Remembered per caller for ten minutes (nodes/router.py); a UUID is 36.
+MAX_IDEMPOTENCY_KEY_LEN = 256
 
 
 def _hub(gw: GatewayView) -> NodeHub:
@@ -44,6 +48,11 @@ def _str(method: str, params: dict[str, Any], key: str) -> str:
     return value.strip()
 
 
+def _request_id(method: str, params: Any) -> str:
+    """The one param of node.pair.approve/reject and device.pair.approve/reject."""
+    return _str(method, _obj(method, params), "requestId")
+
+
 def _translate(fn: Callable[..., Any]) -> Callable[..., Any]:
     """NodeError (decided in the nodes package) -> MethodError (answered by the dispatcher)."""
 
@@ -69,14 +78,12 @@ def pair_list(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
 
 @_translate
 def pair_approve(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
-    p = _obj("node.pair.approve", params)
-    return _hub(gw).approve(_str("node.pair.approve", p, "requestId"), caller)
+    return _hub(gw).approve(_request_id("node.pair.approve", params), caller)
 
 
 @_translate
 def pair_reject(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
-    p = _obj("node.pair.reject", params)
-    return _hub(gw).reject(_str("node.pair.reject", p, "requestId"))
+    return _hub(gw).reject(_request_id("node.pair.reject", params))
 
 
 @_translate
@@ -87,14 +94,12 @@ def device_pair_list(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
 
 @_translate
 def device_pair_approve(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
-    p = _obj("device.pair.approve", params)
-    return _hub(gw).device_approve(_str("device.pair.approve", p, "requestId"))
+    return _hub(gw).device_approve(_request_id("device.pair.approve", params))
 
 
 @_translate
 def device_pair_reject(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
-    p = _obj("device.pair.reject", params)
-    return _hub(gw).device_reject(_str("device.pair.reject", p, "requestId"))
+    return _hub(gw).device_reject(_request_id("device.pair.reject", params))
 
 
 @_translate
@@ -133,9 +138,17 @@ def node_invoke(gw: GatewayView, caller: ClientRecord, params: Any) -> Awaitable
         "command": _str(m, p, "command"),
         "idempotencyKey": _str(m, p, "idempotencyKey"),
     }
+    if len(clean["idempotencyKey"]) > MAX_IDEMPOTENCY_KEY_LEN:
+        raise _invalid(m, f"idempotencyKey must be at most {MAX_IDEMPOTENCY_KEY_LEN} characters")
     timeout = p.get("timeoutMs")
     if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        # JSON parsing here accepts Infinity and NaN: both are refused, not turned into a crash.
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
             raise _invalid(m, "timeoutMs must be a positive number of milliseconds")
         clean["timeoutMs"] = int(timeout)
     if p.get("params") is not None:

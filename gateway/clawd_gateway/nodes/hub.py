@@ -31,7 +31,7 @@ from ..presence import ClientRecord
 from ..protocol.constants import ROLE_NODE, DetailCode, ErrorCode
 from ..protocol.frames import ConnectParams, ErrorShape
 from ..protocol.scopes import satisfies
-from .policy import MAX_COMMANDS, MAX_NAME_LEN, blocked
+from .policy import MAX_NAME_LEN, blocked, clean_names, clean_text
 from .router import InvokeRouter, RouterError
 from .store import Entry, PairingState, load_state, save_state, state_file
 
@@ -80,6 +80,13 @@ class _Waiter:
     node_id: str
     command: str
 
+    def fail(self, message: str, code: str, **details: Any) -> None:
+        """The caller gets UNAVAILABLE naming the node and command (once; later answers drop)."""
+        if not self.future.done():
+            self.future.set_exception(
+                _unavailable(message, code=code, nodeId=self.node_id, command=self.command, **details)
+            )
+
 
 @dataclass
 class NodeHub:
@@ -120,9 +127,9 @@ class NodeHub:
             "publicKey": dev.public_key,
             "role": ROLE_NODE,
             "roles": [ROLE_NODE],
-            "displayName": params.client.display_name,
-            "platform": params.client.platform,
-            "clientId": params.client.id,
+            "displayName": clean_text(params.client.display_name, MAX_NAME_LEN),
+            "platform": clean_text(params.client.platform),
+            "clientId": clean_text(params.client.id),
             "remoteIp": remote,
         }
         now = _now_ms()
@@ -158,17 +165,18 @@ class NodeHub:
             return
         node_id = params.device.id.lower()
         now = _now_ms()
+        client = params.client
         info: Entry = {
-            "displayName": params.client.display_name or node_id[:12],
-            "platform": params.client.platform,
-            "version": params.client.version,
-            "deviceFamily": params.client.device_family,
-            "clientId": params.client.id,
-            "clientMode": params.client.mode,
+            "displayName": clean_text(client.display_name, MAX_NAME_LEN) or node_id[:12],
+            "platform": clean_text(client.platform),
+            "version": clean_text(client.version),
+            "deviceFamily": clean_text(client.device_family),
+            "clientId": clean_text(client.id),
+            "clientMode": clean_text(client.mode),
             "remoteIp": record.remote,
         }
-        commands = list(dict.fromkeys(params.commands))[:MAX_COMMANDS]
-        caps = list(dict.fromkeys(params.caps))[:MAX_COMMANDS]
+        commands = clean_names(params.commands)
+        caps = clean_names(params.caps)
         live = LiveNode(record.conn_id, node_id, info, caps, commands, now)
         self.live[record.conn_id] = live
         self._by_node[node_id] = record.conn_id
@@ -197,17 +205,16 @@ class NodeHub:
             return
         if self._by_node.get(live.node_id) == conn_id:
             del self._by_node[live.node_id]
+            # The same device may hold an older connection still: it stays reachable.
+            other = next((n for n in self.live.values() if n.node_id == live.node_id), None)
+            if other is not None:
+                self._by_node[live.node_id] = other.conn_id
         for call in self.router.for_node_conn(conn_id):
             self.router.drop(call.id)
             waiter = self._waiters.pop(call.id, None)
-            if waiter is not None and not waiter.future.done():
-                waiter.future.set_exception(
-                    _unavailable(
-                        f"node {live.node_id} disconnected before answering {call.command}",
-                        code="NODE_DISCONNECTED",
-                        nodeId=live.node_id,
-                        command=call.command,
-                    )
+            if waiter is not None:
+                waiter.fail(
+                    f"node {live.node_id} disconnected before answering {call.command}", "NODE_DISCONNECTED"
                 )
         if live.node_id in self.state.nodes_paired and live.node_id not in self._by_node:
             self.state.touch_node(live.node_id, live.info, _now_ms(), connected=False)
@@ -357,7 +364,7 @@ class NodeHub:
         return {"requestId": request_id, "deviceId": req["deviceId"]}
 
     def rename(self, node_id: str, name: str) -> dict[str, Any]:
-        name = name.strip()
+        name = clean_text(name, MAX_NAME_LEN + 1) or ""
         if not name or len(name) > MAX_NAME_LEN:
             raise _bad(f"displayName must be 1-{MAX_NAME_LEN} characters")
         found = self.state.rename_node(node_id, name)
@@ -472,15 +479,7 @@ class NodeHub:
             err = params.get("error") if isinstance(params.get("error"), dict) else {}
             code = str(err.get("code") or "NODE_ERROR")
             message = str(err.get("message") or "node reported an error")
-            waiter.future.set_exception(
-                _unavailable(
-                    f"{code}: {message}",
-                    code="NODE_ERROR",
-                    nodeId=call.node_id,
-                    command=call.command,
-                    nodeError={"code": code, "message": message},
-                )
-            )
+            waiter.fail(f"{code}: {message}", "NODE_ERROR", nodeError={"code": code, "message": message})
         return {"ok": True}
 
 

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 # A key stays "used" this long after its call began; retries within the window are refused.
 KEY_RETENTION_MS = 10 * 60 * 1000
 MAX_KEYS_PER_CALLER = 1024
+# Callers whose keys are remembered (least recently active forgotten first): a caller without a
+# device is known by its socket, so reconnecting must not grow the table without end.
+MAX_CALLERS = 256
 MAX_IN_FLIGHT = 1024
+# One caller cannot take every in-flight slot from the others.
+MAX_IN_FLIGHT_PER_CALLER = 128
 
 
 class RouterError(Exception):
@@ -40,7 +45,7 @@ class Call:
 class InvokeRouter:
     def __init__(self) -> None:
         self.calls: dict[str, Call] = {}
-        self._keys: dict[str, OrderedDict[str, int]] = {}
+        self._keys: OrderedDict[str, OrderedDict[str, int]] = OrderedDict()
 
     def open(
         self,
@@ -54,11 +59,12 @@ class InvokeRouter:
         now_ms: int,
     ) -> Call:
         self._prune(now_ms)
-        keys = self._keys.setdefault(caller, OrderedDict())
-        if idempotency_key in keys:
-            in_flight = any(
-                c.caller == caller and c.idempotency_key == idempotency_key for c in self.calls.values()
-            )
+        keys = self._keys.get(caller, OrderedDict())
+        # In-flight calls are checked directly: their key may have left a forgotten caller's table.
+        in_flight = any(
+            c.caller == caller and c.idempotency_key == idempotency_key for c in self.calls.values()
+        )
+        if in_flight or idempotency_key in keys:
             state = "is still in flight" if in_flight else "was already used"
             raise RouterError(
                 "DUPLICATE_IDEMPOTENCY_KEY",
@@ -67,6 +73,16 @@ class InvokeRouter:
             )
         if len(self.calls) >= MAX_IN_FLIGHT:
             raise RouterError("TOO_MANY_CALLS", "too many node.invoke calls in flight; retry later")
+        if sum(1 for c in self.calls.values() if c.caller == caller) >= MAX_IN_FLIGHT_PER_CALLER:
+            raise RouterError(
+                "TOO_MANY_CALLS",
+                f"this caller already has {MAX_IN_FLIGHT_PER_CALLER} node.invoke calls in flight; "
+                "wait for some to finish",
+            )
+        self._keys[caller] = keys
+        self._keys.move_to_end(caller)
+        while len(self._keys) > MAX_CALLERS:
+            self._keys.popitem(last=False)
         keys[idempotency_key] = now_ms + KEY_RETENTION_MS
         while len(keys) > MAX_KEYS_PER_CALLER:
             keys.popitem(last=False)

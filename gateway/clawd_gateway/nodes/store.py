@@ -141,10 +141,16 @@ class PairingState:
         return None
 
     def request_node(self, node_id: str, info: Entry, now_ms: int) -> tuple[Entry, bool]:
-        """Ask for `info["commands"]`; an existing request for the node is refreshed in place."""
+        """Ask for `info["commands"]`; an existing request for the node is refreshed in place,
+        unless the node now asks for more: then the old request is replaced by one with a new id,
+        so an approval given for the list an operator saw can never grant commands it did not show
+        (and its requiredApproveScopes are those of the new list)."""
         commands = sorted(set(info.get("commands") or []))
         caps = sorted(set(info.get("caps") or []))
         req = self.pending_for(node_id)
+        if req is not None and not set(commands) <= set(req.get("commands") or []):
+            del self.nodes_pending[req["requestId"]]
+            req = None
         created = req is None
         if req is None:
             req = {"requestId": str(uuid.uuid4()), "nodeId": node_id}
