@@ -63,10 +63,14 @@ def test_control_ui_root_with_security_headers(gateway):
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert headers["Referrer-Policy"] == "no-referrer" and headers["X-Frame-Options"] == "DENY"
     status, headers, body = fetch(f"http://127.0.0.1:{gateway.port}/app.js")
+    assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+    assert b'from "./gateway.js"' in body
+    # The protocol (challenge, connect, req/res) lives in gateway.js, which app.js imports.
+    status, headers, body = fetch(f"http://127.0.0.1:{gateway.port}/gateway.js")
     assert (
         status == 200
         and headers["Content-Type"].startswith("text/javascript")
-        and b"connect.challenge" in body
+        and b'"connect.challenge"' in body
     )
 
 

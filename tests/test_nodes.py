@@ -579,3 +579,30 @@ def test_router_caps_per_caller_and_forgets_idle_callers() -> None:
     # A forgotten caller's in-flight key is still refused.
     with pytest.raises(RouterError, match="still in flight"):
         r.open(caller="greedy", idempotency_key="k0", now_ms=2, **kw)
+
+
+def test_store_entries_missing_what_the_gateway_relies_on_are_named(tmp_path: Path) -> None:
+    """A hand-edited store fails at start with the entry named, not on some later connect."""
+    path = tmp_path / "pairing.json"
+
+    def write(nodes_pending: Any = None, nodes_paired: Any = None) -> None:
+        nodes = {"pending": nodes_pending or {}, "paired": nodes_paired or {}}
+        path.write_text(json.dumps({"version": 1, "nodes": nodes}))
+
+    write(nodes_pending={"r1": {"requestId": "r1"}})
+    with pytest.raises(UserError, match=re.escape("nodes.pending['r1'].nodeId must be a non-empty string")):
+        load_state(path)
+    write(nodes_paired={"n1": {"nodeId": "n2", "commands": ["echo"]}})
+    with pytest.raises(UserError, match=re.escape("is 'n2', but the entry is filed under 'n1'")):
+        load_state(path)
+    write(nodes_paired={"n1": {"nodeId": "n1", "commands": "system.run"}})
+    with pytest.raises(UserError, match=re.escape("nodes.paired['n1'].commands must be a list of strings")):
+        load_state(path)
+    state = PairingState()
+    state.request_device({"deviceId": "d1", "role": "node"}, now_ms=1)
+    state.request_node("n1", {"commands": ["echo"]}, now_ms=1)
+    state.approve_node(next(iter(state.nodes_pending)), now_ms=2)
+    state.request_node("n1", {"commands": ["echo", "camera.snap"]}, now_ms=3)
+    state.pair_device({"deviceId": "d2", "roles": ["node"]}, now_ms=4, auto=True)
+    path.write_text(json.dumps(state.to_json()))
+    assert load_state(path) == state  # what the gateway writes always loads

@@ -69,6 +69,8 @@ class PairingState:
                 table = sect.get(sub, {})
                 if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
                     raise ValueError(f"{kind}.{sub} must be an object of objects")
+                for key, entry in table.items():
+                    _check_entry(f"{kind}.{sub}[{key!r}]", key, entry, kind, sub)
                 parts[f"{kind}_{sub}"] = table
         return cls(**parts)
 
@@ -214,6 +216,22 @@ class PairingState:
                 if info.get(k) is not None:
                     entry[k] = info[k]
         entry["lastSeenAtMs"] = now_ms
+
+
+def _check_entry(where: str, key: str, entry: Entry, kind: str, sub: str) -> None:
+    """The fields the gateway indexes by and authorizes with: a hand-edited entry missing one would
+    otherwise fail every later connect or approval, far from the file that caused it."""
+    id_key = "deviceId" if kind == "devices" else "nodeId"
+    own = "requestId" if sub == "pending" else id_key
+    for field_name in {own, id_key}:
+        if not isinstance(entry.get(field_name), str) or not entry[field_name]:
+            raise ValueError(f"{where}.{field_name} must be a non-empty string")
+    if entry[own] != key:
+        raise ValueError(f"{where}.{own} is {entry[own]!r}, but the entry is filed under {key!r}")
+    for list_name in ("commands", "caps", "roles", "requiredApproveScopes"):
+        value = entry.get(list_name)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ValueError(f"{where}.{list_name} must be a list of strings")
 
 
 def _bound(pending: dict[str, Entry], keep: str | None = None) -> None:
