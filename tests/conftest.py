@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,14 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from tests.support.clientcli import isolated_env
 from tests.support.keyring_session import secret_service  # noqa: F401  (the real keyring, shared)
-from tests.support.servers import RunningGateway, gateway_in_thread, make_settings
+from tests.support.openclaw_peer import Peer, require_peer
+from tests.support.servers import (
+    GatewayProcess,
+    RunningGateway,
+    gateway_in_thread,
+    gateway_process,
+    make_settings,
+)
 from tests.support.sshd import sshd  # noqa: F401  (the real-sshd fixture, shared)
 
 
@@ -31,6 +39,25 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def client_env(tmp_path: Path, secret_service) -> dict[str, str]:  # noqa: F811
     """The environment for running `clawd`: a real keyring, home/config/state under tmp_path."""
     return isolated_env(tmp_path, secret_service.env)
+
+
+@pytest.fixture(scope="session")
+def peer() -> Peer:
+    """The real OpenClaw CLI and gateway from npm, installed once (see tests/support/openclaw_peer)."""
+    return require_peer()
+
+
+@pytest.fixture(scope="module")
+def ours(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    """clawd-gateway as a process for the npm compatibility tier, shared by a module's tests;
+    its token is the requesting module's TOKEN (which those tests pass to both CLIs)."""
+    token: str = request.module.TOKEN
+    with gateway_process(
+        tmp_path_factory.mktemp("clawd-gw"), args=["--log-level", "warning"], token=token
+    ) as gw:
+        yield gw
 
 
 @pytest.fixture

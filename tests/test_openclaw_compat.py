@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.openclaw_peer import OPENCLAW_VERSION, Peer, PeerGateway, find_or_install
-from tests.support.servers import GatewayProcess, free_port, gateway_process, require
+from tests.support.openclaw_peer import OPENCLAW_VERSION, Peer, PeerGateway, show
+from tests.support.servers import GatewayProcess, free_port
 
 from clawd_gateway import __version__ as CLAWD_VERSION
 
@@ -34,27 +34,6 @@ CLI_TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="module")
-def peer() -> Peer:
-    try:
-        found = find_or_install()
-    except RuntimeError as exc:
-        require(False, f"could not install the OpenClaw peer from npm: {exc}")
-        raise
-    require(found is not None, "npm (on x86-64 Linux) is needed to install the real OpenClaw peer")
-    assert found is not None
-    return found
-
-
-@pytest.fixture(scope="module")
-def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    # warning level: servers.gateway_process pipes stderr without draining it.
-    with gateway_process(
-        tmp_path_factory.mktemp("clawd-gw"), args=["--log-level", "warning"], token=TOKEN
-    ) as gw:
-        yield gw
-
-
-@pytest.fixture(scope="module")
 def cli_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Isolated HOME for the openclaw CLI (Peer.run writes the minimal config into it)."""
     return tmp_path_factory.mktemp("oc-cli")
@@ -67,10 +46,6 @@ def real_gateway(peer: Peer, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-
-def _show(r: subprocess.CompletedProcess[str]) -> str:
-    return f"rc={r.returncode}\n--- stdout ---\n{r.stdout[-3000:]}\n--- stderr ---\n{r.stderr[-3000:]}"
 
 
 def oc(
@@ -101,7 +76,7 @@ def clawd_health(url: str, token: str, home: Path) -> tuple[subprocess.Completed
     try:
         return r, json.loads(r.stdout)
     except ValueError:
-        pytest.fail(f"clawd-gateway health --json printed no JSON:\n{_show(r)}")
+        pytest.fail(f"clawd-gateway health --json printed no JSON:\n{show(r)}")
 
 
 # -- the real openclaw CLI against clawd-gateway --------------------------------------------------
@@ -109,14 +84,14 @@ def clawd_health(url: str, token: str, home: Path) -> tuple[subprocess.Completed
 
 def test_gateway_call_health(peer: Peer, ours: GatewayProcess, cli_home: Path) -> None:
     r = oc(peer, cli_home, "gateway", "call", "health", *target(ours))
-    assert r.returncode == 0, _show(r)
-    assert '"ok": true' in r.stdout, _show(r)
+    assert r.returncode == 0, show(r)
+    assert '"ok": true' in r.stdout, show(r)
     assert json_after_banner(r.stdout)["ok"] is True
 
 
 def test_gateway_call_health_json(peer: Peer, ours: GatewayProcess, cli_home: Path) -> None:
     r = oc(peer, cli_home, "gateway", "call", "health", *target(ours), "--json")
-    assert r.returncode == 0, _show(r)
+    assert r.returncode == 0, show(r)
     payload = json.loads(r.stdout)
     assert payload["ok"] is True
     assert payload["defaultAgentId"] == "main"
@@ -126,23 +101,23 @@ def test_health_via_env(peer: Peer, ours: GatewayProcess, cli_home: Path) -> Non
     """`openclaw health` has no --url/--token: it reads them from the environment."""
     env = {"OPENCLAW_GATEWAY_URL": ours.url, "OPENCLAW_GATEWAY_TOKEN": TOKEN}
     r = oc(peer, cli_home, "health", env=env)
-    assert r.returncode == 0, _show(r)
-    assert "Agents: main" in r.stdout, _show(r)
+    assert r.returncode == 0, show(r)
+    assert "Agents: main" in r.stdout, show(r)
     rj = oc(peer, cli_home, "health", "--json", env=env)
-    assert rj.returncode == 0, _show(rj)
+    assert rj.returncode == 0, show(rj)
     assert json.loads(rj.stdout)["ok"] is True
 
 
 def test_gateway_health(peer: Peer, ours: GatewayProcess, cli_home: Path) -> None:
     r = oc(peer, cli_home, "gateway", "health", *target(ours))
-    assert r.returncode == 0, _show(r)
-    assert "OK" in r.stdout, _show(r)
+    assert r.returncode == 0, show(r)
+    assert "OK" in r.stdout, show(r)
 
 
 def test_wrong_token_is_refused(peer: Peer, ours: GatewayProcess, cli_home: Path) -> None:
     r = oc(peer, cli_home, "gateway", "call", "health", *target(ours, WRONG), "--json")
-    assert r.returncode != 0, _show(r)
-    assert "gateway token mismatch" in r.stdout + r.stderr, _show(r)
+    assert r.returncode != 0, show(r)
+    assert "gateway token mismatch" in r.stdout + r.stderr, show(r)
     err = json.loads(r.stdout)["error"]
     assert err["code"] == "INVALID_REQUEST"
     assert err["details"]["code"] == "AUTH_TOKEN_MISMATCH"
@@ -150,7 +125,7 @@ def test_wrong_token_is_refused(peer: Peer, ours: GatewayProcess, cli_home: Path
 
 def test_gateway_call_status(peer: Peer, ours: GatewayProcess, cli_home: Path) -> None:
     r = oc(peer, cli_home, "gateway", "call", "status", *target(ours), "--json")
-    assert r.returncode == 0, _show(r)
+    assert r.returncode == 0, show(r)
     status = json.loads(r.stdout)
     assert status["runtimeVersion"] == CLAWD_VERSION
     assert status["gateway"]["pid"] == ours.proc.pid
@@ -158,16 +133,16 @@ def test_gateway_call_status(peer: Peer, ours: GatewayProcess, cli_home: Path) -
 
 def test_gateway_call_system_presence(peer: Peer, ours: GatewayProcess, cli_home: Path) -> None:
     r = oc(peer, cli_home, "gateway", "call", "system-presence", *target(ours), "--json")
-    assert r.returncode == 0, _show(r)
+    assert r.returncode == 0, show(r)
     presence = json.loads(r.stdout)
-    assert isinstance(presence, list), _show(r)
+    assert isinstance(presence, list), show(r)
     assert any(e.get("mode") == "gateway" and e.get("reason") == "self" for e in presence), presence
 
 
 def test_gateway_status_require_rpc(peer: Peer, ours: GatewayProcess, cli_home: Path) -> None:
     """`gateway status` probes in client.mode "probe" (no scopes); --require-rpc adds a read RPC."""
     r = oc(peer, cli_home, "gateway", "status", *target(ours), "--require-rpc", "--json")
-    assert r.returncode == 0, _show(r)
+    assert r.returncode == 0, show(r)
     rpc = json.loads(r.stdout)["rpc"]
     assert rpc["ok"] is True, rpc
     assert rpc["url"] == ours.url
@@ -177,8 +152,8 @@ def test_gateway_status_require_rpc(peer: Peer, ours: GatewayProcess, cli_home: 
 
 def test_unknown_method(peer: Peer, ours: GatewayProcess, cli_home: Path) -> None:
     r = oc(peer, cli_home, "gateway", "call", "no.such.method", *target(ours))
-    assert r.returncode != 0, _show(r)
-    assert "unknown method" in r.stdout + r.stderr, _show(r)
+    assert r.returncode != 0, show(r)
+    assert "unknown method" in r.stdout + r.stderr, show(r)
 
 
 # Commands beyond the minimum core that the real CLI runs: nodes and channels listings.
@@ -186,15 +161,15 @@ def test_unknown_method(peer: Peer, ours: GatewayProcess, cli_home: Path) -> Non
 
 def test_nodes_list(peer: Peer, ours: GatewayProcess, cli_home: Path) -> None:
     r = oc(peer, cli_home, "nodes", "list", *target(ours), "--json")
-    assert r.returncode == 0, _show(r)
+    assert r.returncode == 0, show(r)
     assert json.loads(r.stdout) == {"pending": [], "paired": []}
 
 
 def test_channels_status(peer: Peer, ours: GatewayProcess, cli_home: Path) -> None:
     env = {"OPENCLAW_GATEWAY_URL": ours.url, "OPENCLAW_GATEWAY_TOKEN": TOKEN}
     r = oc(peer, cli_home, "channels", "status", env=env)
-    assert r.returncode == 0, _show(r)
-    assert "Gateway reachable." in r.stdout, _show(r)
+    assert r.returncode == 0, show(r)
+    assert "Gateway reachable." in r.stdout, show(r)
 
 
 # -- clawd-gateway's own client against the REAL OpenClaw gateway ---------------------------------
@@ -203,13 +178,13 @@ def test_channels_status(peer: Peer, ours: GatewayProcess, cli_home: Path) -> No
 def test_control_real_cli_against_real_gateway(peer: Peer, real_gateway: PeerGateway, cli_home: Path) -> None:
     """Control: if this fails, the harness (not clawd-gateway) is broken."""
     r = oc(peer, cli_home, "gateway", "call", "health", *target(real_gateway), "--json")
-    assert r.returncode == 0, _show(r)
+    assert r.returncode == 0, show(r)
     assert json.loads(r.stdout)["ok"] is True
 
 
 def test_clawd_health_against_real_gateway(real_gateway: PeerGateway, tmp_path: Path) -> None:
     r, result = clawd_health(real_gateway.url, PEER_TOKEN, tmp_path)
-    assert r.returncode == 0, _show(r)
+    assert r.returncode == 0, show(r)
     assert result["ok"] is True, result
     assert result["protocol"] == 4
     assert result["server"]["version"] == OPENCLAW_VERSION
@@ -218,7 +193,7 @@ def test_clawd_health_against_real_gateway(real_gateway: PeerGateway, tmp_path: 
 
 def test_clawd_health_wrong_token_against_real_gateway(real_gateway: PeerGateway, tmp_path: Path) -> None:
     r, result = clawd_health(real_gateway.url, WRONG, tmp_path)
-    assert r.returncode == 4, _show(r)
+    assert r.returncode == 4, show(r)
     assert result["ok"] is False
     assert result["hop"] == "auth"
     assert result["error"]["details"]["code"] == "AUTH_TOKEN_MISMATCH", result
@@ -255,5 +230,5 @@ def test_tunnel_to_real_gateway_and_clawd_health_through_it(
             env=env,
             timeout=60,
         )
-        assert r.returncode == 0, _show(r)
+        assert r.returncode == 0, show(r)
         assert json.loads(r.stdout)["ok"] is True

@@ -13,13 +13,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.openclaw_peer import Peer, find_or_install, stop_process
-from tests.support.servers import GatewayProcess, gateway_process, require
+from tests.support.openclaw_peer import Peer, show, stop_process
+from tests.support.servers import GatewayProcess
 
 from clawd_gateway.client import call
 
@@ -27,30 +26,6 @@ pytestmark = pytest.mark.openclaw
 
 TOKEN = "clawd-nodes-token-0123456789abcdef"
 CLI_TIMEOUT = 60.0
-
-
-@pytest.fixture(scope="module")
-def peer() -> Peer:
-    try:
-        found = find_or_install()
-    except RuntimeError as exc:
-        require(False, f"could not install the OpenClaw peer from npm: {exc}")
-        raise
-    require(found is not None, "npm (on x86-64 Linux) is needed to install the real OpenClaw peer")
-    assert found is not None
-    return found
-
-
-@pytest.fixture(scope="module")
-def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    with gateway_process(
-        tmp_path_factory.mktemp("clawd-gw"), args=["--log-level", "warning"], token=TOKEN
-    ) as gw:
-        yield gw
-
-
-def _show(r: subprocess.CompletedProcess[str]) -> str:
-    return f"rc={r.returncode}\n--- stdout ---\n{r.stdout[-3000:]}\n--- stderr ---\n{r.stderr[-3000:]}"
 
 
 def _rpc(gw: GatewayProcess, method: str, scopes: tuple[str, ...]) -> Any:
@@ -73,7 +48,7 @@ def clawd_nodes(gw: GatewayProcess, *args: str) -> Any:
         [sys.executable, "-m", "clawd_gateway", "nodes", *args, "--url", gw.url, "--token", TOKEN, "--json"],
         env=dict(os.environ), capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False,
     )  # fmt: skip
-    assert r.returncode == 0, _show(r)
+    assert r.returncode == 0, show(r)
     return json.loads(r.stdout)
 
 
@@ -112,11 +87,11 @@ def test_real_node_host_pairs_lists_and_answers(
         # 2. The real CLI approves it (reads requiredApproveScopes, reconnects with exactly those).
         target = ["--url", ours.url, "--token", TOKEN]
         r = peer.run(["nodes", "approve", request["requestId"], *target], cli_home, timeout=CLI_TIMEOUT)
-        assert r.returncode == 0, _show(r)
+        assert r.returncode == 0, show(r)
 
         # 3. Both CLIs list it as paired (and ours as connected, with its commands usable).
         r = peer.run(["nodes", "list", "--json", *target], cli_home, timeout=CLI_TIMEOUT)
-        assert r.returncode == 0, _show(r)
+        assert r.returncode == 0, show(r)
         theirs = json.loads(r.stdout)
         assert theirs["pending"] == [] and [p["nodeId"] for p in theirs["paired"]] == [node_id]
         mine = clawd_nodes(ours, "list")["nodes"]
@@ -131,7 +106,7 @@ def test_real_node_host_pairs_lists_and_answers(
              "--params", '{"bins":["uname"]}', "--json", *target],
             cli_home, timeout=CLI_TIMEOUT,
         )  # fmt: skip
-        assert r.returncode == 0, _show(r)
+        assert r.returncode == 0, show(r)
         result = json.loads(r.stdout)
         assert result["ok"] is True and result["nodeId"] == node_id and result["command"] == "system.which"
         assert result["payload"]["bins"]["uname"] == uname
@@ -140,7 +115,7 @@ def test_real_node_host_pairs_lists_and_answers(
 
         # 5. The node id operators see is the node host's own device identity.
         r = peer.run(["node", "identity", "--json"], node_home, timeout=CLI_TIMEOUT)
-        assert r.returncode == 0 and node_id in r.stdout, _show(r)
+        assert r.returncode == 0 and node_id in r.stdout, show(r)
         assert proc.poll() is None, log.read_text()[-3000:]
     finally:
         stop_process(proc)

@@ -393,6 +393,26 @@ def find_or_install(install: bool = True, root: Path | None = None) -> Peer | No
     return peer
 
 
+def require_peer() -> Peer:
+    """The peer for a test module: skipped on a laptop without npm, a failure under
+    CLAWD_REQUIRE_SERVERS=1 (CI), as `tests.support.servers.require` decides."""
+    from tests.support.servers import require  # here, not at the top: bench imports this module
+
+    try:
+        found = find_or_install()
+    except RuntimeError as exc:
+        require(False, f"could not install the OpenClaw peer from npm: {exc}")
+        raise
+    require(found is not None, "npm (on x86-64 Linux) is needed to install the real OpenClaw peer")
+    assert found is not None
+    return found
+
+
+def show(r: subprocess.CompletedProcess[str]) -> str:
+    """A CLI run for an assertion message: exit status and the tails of both streams."""
+    return f"rc={r.returncode}\n--- stdout ---\n{r.stdout[-3000:]}\n--- stderr ---\n{r.stderr[-3000:]}"
+
+
 if __name__ == "__main__":
     found = find_or_install(install="--no-install" not in sys.argv)
     print(f"{found.version} at {found.root}" if found else "OpenClaw peer unavailable")
