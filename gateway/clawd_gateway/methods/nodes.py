@@ -48,11 +48,6 @@ def _str(method: str, params: dict[str, Any], key: str) -> str:
     return value.strip()
 
 
-def _request_id(method: str, params: Any) -> str:
-    """The one param of node.pair.approve/reject and device.pair.approve/reject."""
-    return _str(method, _obj(method, params), "requestId")
-
-
 def _translate(fn: Callable[..., Any]) -> Callable[..., Any]:
     """NodeError (decided in the nodes package) -> MethodError (answered by the dispatcher)."""
 
@@ -76,30 +71,31 @@ def pair_list(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
     return _hub(gw).pair_list()
 
 
-@_translate
-def pair_approve(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
-    return _hub(gw).approve(_request_id("node.pair.approve", params), caller)
+def _request_id(method: str, params: Any) -> str:
+    return _str(method, _obj(method, params), "requestId")
 
 
-@_translate
-def pair_reject(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
-    return _hub(gw).reject(_request_id("node.pair.reject", params))
+def _decision(method: str, decide: Callable[[NodeHub, str, ClientRecord], Any]) -> Callable[..., Any]:
+    """node.pair.approve/reject, device.pair.approve/reject: one requestId in, the hub decides
+    (approve also weighs the caller's scopes against the request's requiredApproveScopes)."""
+
+    @_translate
+    def handler(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
+        return decide(_hub(gw), _request_id(method, params), caller)
+
+    return handler
+
+
+pair_approve = _decision("node.pair.approve", lambda hub, rid, caller: hub.approve(rid, caller))
+pair_reject = _decision("node.pair.reject", lambda hub, rid, _caller: hub.reject(rid))
+device_pair_approve = _decision("device.pair.approve", lambda hub, rid, _caller: hub.device_approve(rid))
+device_pair_reject = _decision("device.pair.reject", lambda hub, rid, _caller: hub.device_reject(rid))
 
 
 @_translate
 def device_pair_list(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
     _obj("device.pair.list", params)
     return _hub(gw).device_pair_list()
-
-
-@_translate
-def device_pair_approve(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
-    return _hub(gw).device_approve(_request_id("device.pair.approve", params))
-
-
-@_translate
-def device_pair_reject(gw: GatewayView, caller: ClientRecord, params: Any) -> Any:
-    return _hub(gw).device_reject(_request_id("device.pair.reject", params))
 
 
 @_translate
