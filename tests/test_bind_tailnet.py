@@ -12,11 +12,10 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-from tests.support.servers import require
+from tests.support.servers import gateway_process, require
 
 TOKEN = "tailnet-bind-token-0123456789abcdef"
 TAILNET_IP = "100.101.102.103"
@@ -27,6 +26,8 @@ SETUP = (
     "if ip tuntap add dev tailscale0 mode tun 2>/dev/null; then dev=tailscale0; "
     f"else dev=lo; fi; ip addr add {TAILNET_IP}/32 dev $dev; ip link set $dev up; "
 )
+# Runs its arguments (the gateway) in a new network namespace set up as above.
+IN_NEW_NETNS = ["unshare", "--net", "sh", "-c", SETUP + 'exec "$@"', "sh"]
 
 PROBE = r"""
 import json, socket, sys
@@ -66,32 +67,12 @@ def test_tailnet_bind_answers_on_the_tailnet_address_and_not_on_loopback(tmp_pat
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": str(ROOT),
     }
-    gw_cmd = f"exec {sys.executable} -m clawd_gateway run --bind tailnet --port {port}"
-    proc = subprocess.Popen(
-        ["unshare", "--net", "sh", "-c", SETUP + gw_cmd],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if "ready in" in line:
-                ready.set()
-
-    err: list[str] = []
-    threading.Thread(target=pump, daemon=True).start()
-    threading.Thread(target=lambda: err.extend(proc.stderr or []), daemon=True).start()
-    try:
-        assert ready.wait(20), "".join(lines) + "".join(err)
-        banner = "".join(lines)
+    with gateway_process(
+        tmp_path, ["--bind", "tailnet"], env, token=TOKEN, port=port, wrapper=IN_NEW_NETNS
+    ) as gw:
+        banner = "".join(gw.stdout_lines)
         assert f"ws://{TAILNET_IP}:{port}" in banner and "Bind: tailnet" in banner, banner
-        in_ns = ["nsenter", f"--net=/proc/{proc.pid}/ns/net"]
+        in_ns = ["nsenter", f"--net=/proc/{gw.proc.pid}/ns/net"]
         probe = subprocess.run(
             [*in_ns, sys.executable, "-c", PROBE, f"ws://{TAILNET_IP}:{port}", TOKEN, str(port)],
             capture_output=True,
@@ -113,14 +94,7 @@ def test_tailnet_bind_answers_on_the_tailnet_address_and_not_on_loopback(tmp_pat
         report = json.loads(status.stdout)
         assert report["running"] is True and report["url"] == f"ws://{TAILNET_IP}:{port}", report
         assert report["runtime"]["listen"] == [TAILNET_IP]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    assert proc.returncode == 0, "".join(err)
+    assert gw.proc.returncode == 0, gw.stderr_text()
 
 
 @pytest.mark.parametrize("mode", ["serve", "funnel"])
@@ -134,9 +108,9 @@ def test_tailnet_bind_is_refused_with_serve_or_funnel(tmp_path, mode):
         "OPENCLAW_GATEWAY_PASSWORD": "tailnet-password-0123456789",
         "PYTHONPATH": str(ROOT),
     }
-    cmd = f"exec {sys.executable} -m clawd_gateway run --bind tailnet --auth password --tailscale {mode}"
+    cmd = [sys.executable, "-m", "clawd_gateway", "run", "--bind", "tailnet", "--auth", "password"]
     proc = subprocess.run(
-        ["unshare", "--net", "sh", "-c", SETUP + cmd], capture_output=True, text=True, env=env, timeout=60
+        [*IN_NEW_NETNS, *cmd, "--tailscale", mode], capture_output=True, text=True, env=env, timeout=60
     )
     assert proc.returncode == 78, proc.stderr
     assert "requires gateway bind=loopback" in proc.stderr and TAILNET_IP in proc.stderr

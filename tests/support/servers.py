@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,9 +147,14 @@ def gateway_process(
     args: list[str] | None = None,
     env: dict[str, str] | None = None,
     token: str | None = "test-token-0123456789abcdef",
+    port: int | None = None,
+    wrapper: Sequence[str] = (),
 ) -> Iterator[GatewayProcess]:
-    """`clawd-gateway run` as a real process; waits for its readiness line, stops it with SIGTERM."""
-    port = free_port()
+    """`clawd-gateway run` as a real process; waits for its readiness line, stops it with SIGTERM.
+
+    `wrapper` goes in front of the command (e.g. a shell in a private network namespace that
+    ends with `exec "$@"`), so the process we signal must end up being the gateway itself."""
+    port = free_port() if port is None else port
     full_env = dict(os.environ)
     full_env.update(
         {"HOME": str(tmp_path), "CLAWD_STATE_DIR": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
@@ -164,7 +169,7 @@ def gateway_process(
     if token:
         full_env["OPENCLAW_GATEWAY_TOKEN"] = token
     full_env.update(env or {})
-    cmd = [sys.executable, "-m", "clawd_gateway", "run", "--port", str(port), *(args or [])]
+    cmd = [*wrapper, sys.executable, "-m", "clawd_gateway", "run", "--port", str(port), *(args or [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
     lines: list[str] = []
     err_lines: list[str] = []
