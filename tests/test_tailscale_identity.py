@@ -113,11 +113,30 @@ def test_repeated_headers_are_not_trusted():
     assert isinstance(examine("127.0.0.1", h2), Refused)
 
 
-def test_forwarded_for_trusts_only_loopback_proxies():
+def test_forwarded_for_is_only_the_address_the_proxy_wrote():
     assert client_ip_from_forwarded("100.64.0.7") == "100.64.0.7"
-    assert client_ip_from_forwarded("203.0.113.9, 100.64.0.7, 127.0.0.1") == "100.64.0.7"
     assert client_ip_from_forwarded("fd7a:115c:a1e0::12") == "fd7a:115c:a1e0::12"
+    # A proxy that appends puts its own entry last; what the client sent (left) is never read.
+    assert client_ip_from_forwarded("100.64.0.9, 100.64.0.7") == "100.64.0.7"
+    # ... not even when the last entry is unusable: walking left would read the client's claim.
+    assert client_ip_from_forwarded("203.0.113.9, 100.64.0.7, 127.0.0.1") is None
+    assert client_ip_from_forwarded("100.64.0.7, ::1") is None
     assert client_ip_from_forwarded("100.64.0.7, --help") is None
+    assert client_ip_from_forwarded("100.64.0.7,") is None
+    for odd in ("100.64.0.7:41641", "[fd7a:115c:a1e0::12]:443", "fd7a:115c:a1e0::12%tailscale0", "0.0.0.0"):
+        assert client_ip_from_forwarded(odd) is None, odd
+
+
+def test_proxied_client_needs_the_whole_serve_shape():
+    from clawd_gateway.tailscale.identity import proxied_client
+
+    assert proxied_client("127.0.0.1", Headers(serve_headers(login=None))) == BOB_IP
+    assert proxied_client("100.64.0.9", Headers(serve_headers())) is None
+    partial = {k: v for k, v in serve_headers().items() if k != "X-Forwarded-Host"}
+    assert proxied_client("127.0.0.1", Headers(partial)) is None
+    twice = Headers(serve_headers())
+    twice["X-Forwarded-For"] = "100.64.0.8"
+    assert proxied_client("127.0.0.1", twice) is None
 
 
 def test_login_compare_is_case_insensitive_and_q_encoding_is_decoded():
@@ -286,3 +305,31 @@ def test_localapi_reader_handles_chunked_and_sized_bodies():
     sized = b"HTTP/1.1 404 Not Found\r\nContent-Length: 15\r\n\r\npeer not found\nEXTRA"
     res = parse_response(sized)
     assert res.status == 404 and res.body == b"peer not found\n"
+
+
+def test_client_supplied_forwarded_for_left_of_a_loopback_entry_is_not_an_identity(tmp_path, fake):
+    """Bob's address in the client's part of X-Forwarded-For, loopback last: not bob, no lookup."""
+    settings = make_settings(tmp_path, SERVE_CONFIG, token=TOKEN)
+    with gateway_in_thread(settings) as gw:
+        res = connect(gw, serve_headers(ip=f"{BOB_IP}, 127.0.0.1"))
+    assert not res["ok"], res
+    assert whois_cli_calls(fake) == []
+
+
+def test_a_tagged_node_never_authenticates_by_login_header(tmp_path, fake):
+    """Serve sends no login for a tagged node, so a `tagged-devices` login header is forged."""
+    fake.add_peer("ci-runner", ["100.64.0.20"], tags=["tag:ci"])
+    settings = make_settings(tmp_path, SERVE_CONFIG, token=TOKEN)
+    with gateway_in_thread(settings) as gw:
+        res = connect(gw, serve_headers(login="tagged-devices", ip="100.64.0.20"))
+    assert not res["ok"], res
+    assert whois_cli_calls(fake) == [["whois", "--json", "100.64.0.20"]]  # asked, and refused the answer
+
+
+def test_tagged_whois_answers_are_marked():
+    from clawd_gateway.tailscale.parse import parse_whois
+
+    tagged = parse_whois({"Node": {"Tags": ["tag:ci"]}, "UserProfile": {"LoginName": "tagged-devices"}})
+    person = parse_whois({"Node": {}, "UserProfile": {"LoginName": "bob@example.com"}})
+    assert tagged is not None and tagged.tagged and person is not None and not person.tagged
+    assert matches(Claim("tagged-devices", "100.64.0.20", None), tagged).reason == USER_MISMATCH

@@ -7,6 +7,7 @@ auto-reconnecting on AUTH_TOKEN_MISSING but not on a network error.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from .protocol.constants import (
@@ -38,6 +39,10 @@ class AuthDenied:
 
 
 AuthOutcome = AuthGranted | AuthDenied
+
+PROXIED_FACTOR = 10  # shared budget of all Serve/Funnel clients, in multiples of maxAttempts
+PROXIED_KEY = "proxied"
+TAILNET_V6 = ipaddress.ip_network("fd7a:115c:a1e0::/48")  # one address per node: never grouped
 
 _HINT = {
     "token": "use this gateway's gateway.auth.token or pair the device",
@@ -94,9 +99,54 @@ class Authenticator:
             if rl.enabled
             else None
         )
+        # All proxied clients together: caps what rotating forwarded addresses can buy (see _keys).
+        self.proxied_limiter = (
+            AuthRateLimiter(rl.max_attempts * PROXIED_FACTOR, rl.window_ms / 1000, rl.lockout_ms / 1000)
+            if rl.enabled
+            else None
+        )
 
     def _limited(self, loopback: bool) -> bool:
         return self.limiter is not None and not (loopback and self.settings.rate_limit.exempt_loopback)
+
+    @staticmethod
+    def _key(remote: str, forwarded: str | None) -> str:
+        """Whose failures these are: the TCP peer, or behind Serve/Funnel the client tailscaled named.
+
+        Behind Tailscale Serve every client's socket comes from 127.0.0.1, so keying on the peer
+        would let one client with a stale token lock out the whole tailnet. Serve overwrites
+        X-Forwarded-For with the address it accepted the connection from, so through Serve a
+        client cannot choose its key. IPv6 outside the tailnet (Funnel clients) is grouped per /64,
+        which one attacker owns whole.
+
+        Trade-off: a process on this machine can connect to the loopback port itself and forge the
+        headers with a new address per attempt, escaping the per-address lockout. What that buys
+        is bounded by the shared `proxied_limiter` (PROXIED_FACTOR x maxAttempts failures per
+        window for all proxied clients together), and is worth little anyway: a generated token is
+        192 random bits, and a local process that could read the config already has the secret.
+        The cost is that such a process can use up the shared budget and lock out proxied
+        clients, which it could also do before this change by failing from 127.0.0.1.
+        """
+        if forwarded is None:
+            return remote
+        addr = ipaddress.ip_address(forwarded)
+        if isinstance(addr, ipaddress.IPv6Address) and addr not in TAILNET_V6:
+            return "fwd:" + str(ipaddress.ip_network(f"{addr}/64", strict=False))
+        return "fwd:" + str(addr)
+
+    def _retry_after(self, key: str, forwarded: bool, now: float) -> float | None:
+        assert self.limiter is not None and self.proxied_limiter is not None
+        waits = [self.limiter.retry_after(key, now)]
+        if forwarded:
+            waits.append(self.proxied_limiter.retry_after(PROXIED_KEY, now))
+        return max((w for w in waits if w is not None), default=None)
+
+    def _record_failure(self, key: str, forwarded: bool, now: float) -> float | None:
+        assert self.limiter is not None and self.proxied_limiter is not None
+        lock = self.limiter.record_failure(key, now)
+        if forwarded:
+            lock = self.proxied_limiter.record_failure(PROXIED_KEY, now) or lock
+        return lock
 
     def authenticate(
         self,
@@ -108,11 +158,19 @@ class Authenticator:
         now_ms: int,
         now_mono: float,
         tailscale_user: str | None = None,
+        forwarded: str | None = None,
     ) -> AuthOutcome:
-        """`tailscale_user` is a login already verified by tailscale.identity (whois matched)."""
+        """`tailscale_user` is a login already verified by tailscale.identity (whois matched).
+
+        `forwarded` is the client address tailscaled's Serve/Funnel proxy reported, when the
+        request came through it (identity.proxied_client); failures are then counted per that
+        address instead of per 127.0.0.1 (see _key).
+        """
         limited = self._limited(loopback)
-        if limited and self.limiter is not None:
-            wait = self.limiter.retry_after(remote, now_mono)
+        key = self._key(remote, forwarded)
+        via_proxy = forwarded is not None
+        if limited:
+            wait = self._retry_after(key, via_proxy, now_mono)
             if wait is not None:
                 return AuthDenied(rate_limited_error(wait))
 
@@ -134,16 +192,16 @@ class Authenticator:
                     )
                 return AuthDenied(_auth_error(mode, "missing", "update_auth_configuration"))
             if secret is None or not secret.matches(offered):
-                if limited and self.limiter is not None:
-                    lock = self.limiter.record_failure(remote, now_mono)
+                if limited:
+                    lock = self._record_failure(key, via_proxy, now_mono)
                     if lock is not None:
                         return AuthDenied(rate_limited_error(lock), counted=True)
                 return AuthDenied(_auth_error(mode, "mismatch", "update_auth_credentials"), counted=True)
 
         rejection = verify_device(params, nonce, now_ms)
         if rejection is not None:
-            if limited and self.limiter is not None:
-                self.limiter.record_failure(remote, now_mono)
+            if limited:
+                self._record_failure(key, via_proxy, now_mono)
             return AuthDenied(
                 ErrorShape(
                     ErrorCode.INVALID_REQUEST,
@@ -153,7 +211,7 @@ class Authenticator:
                 counted=True,
             )
         if self.limiter is not None:
-            self.limiter.reset(remote)
+            self.limiter.reset(key)  # never the shared proxied budget: a forger could reset it
         return AuthGranted(
             method=method,
             role=params.role,

@@ -50,7 +50,7 @@ from .protocol.constants import (
 from .protocol.frames import ErrorShape, encode, event, res_error, res_ok
 from .protocol.scopes import authorize, satisfies
 from .settings import Settings
-from .tailscale.identity import TailscaleIdentity
+from .tailscale.identity import TailscaleIdentity, proxied_client
 
 FORWARD_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip")
 MAX_CONSECUTIVE_DENIALS = 10
@@ -363,6 +363,9 @@ class Gateway:
                 )
             )
         ts_user = await self.tailscale_identity.verify(params.auth, conn.remote, headers, conn_id)
+        # Behind Serve/Funnel every client is 127.0.0.1: count failures per forwarded client instead.
+        behind_ts = self.settings.tailscale_mode in ("serve", "funnel")
+        forwarded = proxied_client(conn.remote, headers) if behind_ts else None
         outcome = self.authenticator.authenticate(
             params,
             remote=conn.remote,
@@ -371,6 +374,7 @@ class Gateway:
             now_ms=_now_ms(),
             now_mono=time.monotonic(),
             tailscale_user=ts_user.login if ts_user else None,
+            forwarded=forwarded,
         )
         if isinstance(outcome, AuthDenied):
             details = outcome.error.details or {}
@@ -380,6 +384,7 @@ class Gateway:
                 "connect refused",
                 conn=conn_id,
                 remote=conn.remote,
+                **({"forwarded": forwarded} if forwarded else {}),
                 client=params.client.id,
                 mode=params.client.mode,
                 reason=details.get("code", outcome.error.code),

@@ -63,18 +63,21 @@ def decode_header_value(value: str) -> str:
 
 
 def client_ip_from_forwarded(xff: str) -> str | None:
-    """The rightmost address that is not one of our loopback proxies; only 127.0.0.1/::1 are trusted."""
-    for part in reversed([p.strip() for p in xff.split(",")]):
-        if not part:
-            continue
-        try:
-            addr = ipaddress.ip_address(part.strip("[]"))
-        except ValueError:
-            return None
-        if addr.is_loopback:
-            continue
-        return str(addr)
-    return None
+    """The address tailscaled's Serve proxy wrote: the last X-Forwarded-For entry, and only that one.
+
+    Serve (httputil.ReverseProxy with Rewrite) drops the client's X-Forwarded-For and sets its own
+    single address; a proxy that appends instead still puts its own last. Anything to the left was
+    written by the client, so it is never read, even when the last entry is unusable (loopback,
+    an IPv6 zone, ip:port, garbage): then there is no client address and the claim fails.
+    """
+    last = xff.rsplit(",", 1)[-1].strip()
+    try:
+        addr = ipaddress.ip_address(last)
+    except ValueError:
+        return None
+    if addr.is_loopback or addr.is_unspecified or (isinstance(addr, ipaddress.IPv6Address) and addr.scope_id):
+        return None
+    return str(addr)
 
 
 def _one(headers: HeaderSource, name: str) -> str | None:
@@ -111,7 +114,22 @@ def matches(claim: Claim, whois: WhoisIdentity | None) -> Refused | None:
         return Refused(WHOIS_FAILED, "whois gave no login")
     if whois.login.casefold() != claim.login.casefold():
         return Refused(USER_MISMATCH, "whois login differs from the header")
+    if whois.tagged:
+        # Serve never sends a login for a tagged node, so this header was not written by Serve.
+        return Refused(USER_MISMATCH, "whois names a tagged node, which has no user login")
     return None
+
+
+def proxied_client(peer: str, headers: HeaderSource) -> str | None:
+    """The forwarded client address when the request has the full shape of tailscaled's Serve proxy.
+
+    Loopback TCP peer, and X-Forwarded-For/-Proto/-Host each present exactly once, with a usable
+    address in X-Forwarded-For (parsed as identity auth parses it). No login header is needed:
+    this only says *who to count* for rate limiting, never who is authenticated.
+    """
+    if not is_loopback(peer) or any(_one(headers, h) is None for h in PROXY_HEADERS):
+        return None
+    return client_ip_from_forwarded(_one(headers, "x-forwarded-for") or "")
 
 
 @dataclass(frozen=True)

@@ -156,10 +156,14 @@ def host_port(dns_name: str, port: int) -> str:
 # --- whois ----------------------------------------------------------------------------------
 
 
+TAGGED_LOGIN = "tagged-devices"  # the placeholder UserProfile tailscaled reports for tagged nodes
+
+
 @dataclass(frozen=True)
 class WhoisIdentity:
     login: str
     name: str | None = None
+    tagged: bool = False  # a tagged node: owned by tags, not a person (Serve sends no login for it)
 
 
 def _first_str(*candidates: Any) -> str | None:
@@ -190,7 +194,9 @@ def parse_whois(data: Any) -> WhoisIdentity | None:
     if login is None:
         return None
     name = _first_str(profile.get("DisplayName"), profile.get("Name"), user.get("DisplayName"))
-    return WhoisIdentity(login, name)
+    node = data.get("Node") if isinstance(data.get("Node"), dict) else {}
+    tagged = bool(node.get("Tags")) or login.casefold() == TAGGED_LOGIN
+    return WhoisIdentity(login, name, tagged)
 
 
 # --- failures -------------------------------------------------------------------------------
