@@ -192,6 +192,29 @@ def test_reject_a_pending_node(open_page, gateway):
     assert ui.problems == []
 
 
+def test_markup_from_a_node_is_shown_as_text(open_page, gateway):
+    """Whoever holds the shared secret chooses a node's name and command ids: the page shows them
+    as text, never as markup (and a CSP violation or script run would be recorded as a problem)."""
+    expect = _expect()
+    ui = open_page(f"http://127.0.0.1:{gateway.port}/")
+    ui.sign_in(gateway.token)
+    expect(ui.page.locator("#conn-state")).to_have_attribute("data-state", "connected")
+    name = '<img src=x onerror="window.__xss=1">'
+    with NodeClient(
+        gateway.url, token=gateway.token, display_name=name, commands=["<b>bold</b>"], caps=["<i>c</i>"]
+    ) as node:
+        pending = ui.page.locator(f'#pending-table tr[data-node-id="{node.node_id}"]')
+        expect(pending).to_contain_text(name)
+        expect(pending).to_contain_text("<b>bold</b>")
+        expect(ui.page.get_by_role("button", name=f"Approve {name}")).to_be_visible()
+        assert pending.locator("img, b").count() == 0
+        row = ui.page.locator(f'#nodes-table tr[data-node-id="{node.node_id}"]')
+        expect(row).to_contain_text("<i>c</i>")
+        assert row.locator("img, i").count() == 0
+    assert ui.page.evaluate("() => window.__xss") is None
+    assert ui.problems == []
+
+
 def test_wrong_token_shows_the_gateways_message(open_page, gateway):
     expect = _expect()
     ui = open_page(f"http://127.0.0.1:{gateway.port}/")
