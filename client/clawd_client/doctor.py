@@ -204,32 +204,16 @@ async def diagnose(profile: Profile, secret: Secret | None, secret_error: str | 
                 return report
         finally:
             listener.close()
-        if result.ok:
-            hops.append(Hop("gateway-auth", True, "handshake accepted our " + profile.auth))
-            hops.append(
-                Hop(
-                    "health",
-                    True,
-                    f"gateway healthy ({(result.server or {}).get('version', '?')})",
-                    ms=round(result.latency_ms, 1),
-                )
-            )
-        elif result.failure is not None and result.failure.value == "auth":
-            hops.append(
-                Hop(
-                    "gateway-auth",
-                    False,
-                    result.message,
-                    f"store the gateway's current {profile.auth}: clawd secret set {profile.name}"
-                    + (" --password" if profile.auth == "password" else ""),
-                )
-            )
-        else:
-            hops.append(Hop("gateway", False, result.message, "look at the gateway's logs on the server"))
+        hops.extend(_probe_hops(profile, result, "look at the gateway's logs on the server"))
     finally:
         client.closing = True
         conn.close()
     return report
+
+
+def _secret_set(profile: Profile) -> str:
+    """The command that stores this profile's secret (the flag says which kind it is)."""
+    return f"clawd secret set {profile.name}" + (" --password" if profile.auth == "password" else "")
 
 
 def _secret_hop(profile: Profile, secret: Secret | None, secret_error: str | None) -> Hop:
@@ -238,9 +222,24 @@ def _secret_hop(profile: Profile, secret: Secret | None, secret_error: str | Non
             "secret",
             False,
             secret_error or f"no gateway {profile.auth} stored for {profile.name}",
-            f"clawd secret set {profile.name}" + (" --password" if profile.auth == "password" else ""),
+            _secret_set(profile),
         )
     return Hop("secret", True, f"{profile.auth} from {secret.source}")
+
+
+def _probe_hops(profile: Profile, result: ProbeResult, gateway_fix: str) -> list[Hop]:
+    """The last hops, from the authenticated health check: auth and health both ok, auth refused
+    (the stored secret is stale), or the gateway failing for another reason (`gateway_fix`)."""
+    if result.ok:
+        version = (result.server or {}).get("version", "?")
+        return [
+            Hop("gateway-auth", True, "handshake accepted our " + profile.auth),
+            Hop("health", True, f"gateway healthy ({version})", ms=round(result.latency_ms, 1)),
+        ]
+    if result.failure is not None and result.failure.value == "auth":
+        fix = f"store the gateway's current {profile.auth}: {_secret_set(profile)}"
+        return [Hop("gateway-auth", False, result.message, fix)]
+    return [Hop("gateway", False, result.message, gateway_fix)]
 
 
 async def probe_url_profile(path: UrlPath, up: Upstream, secret: Secret | None) -> ProbeResult:
@@ -294,28 +293,13 @@ async def diagnose_url(profile: Profile, secret: Secret | None, secret_error: st
     except Exception as exc:  # doctor explains; it never crashes
         hops.append(Hop("gateway", False, f"health check failed: {exc}", "look at the gateway's logs"))
         return report
-    if result.ok:
-        hops.append(Hop("gateway-auth", True, "handshake accepted our " + profile.auth))
-        version = (result.server or {}).get("version", "?")
-        hops.append(Hop("health", True, f"gateway healthy ({version})", ms=round(result.latency_ms, 1)))
-    elif result.failure is not None and result.failure.value == "auth":
-        hops.append(
-            Hop(
-                "gateway-auth",
-                False,
-                result.message,
-                f"store the gateway's current {profile.auth}: clawd secret set {profile.name}"
-                + (" --password" if profile.auth == "password" else ""),
-            )
-        )
-    else:
-        fix = (
-            "the TLS front answers but the gateway behind it does not: is clawd-gateway running on the "
-            "server, and Serve pointed at its port (tailscale serve status)?"
-            if up.tls is not None
-            else "look at the gateway's logs on the server"
-        )
-        hops.append(Hop("gateway", False, result.message, fix))
+    fix = (
+        "the TLS front answers but the gateway behind it does not: is clawd-gateway running on the "
+        "server, and Serve pointed at its port (tailscale serve status)?"
+        if up.tls is not None
+        else "look at the gateway's logs on the server"
+    )
+    hops.extend(_probe_hops(profile, result, fix))
     return report
 
 
