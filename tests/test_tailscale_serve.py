@@ -332,3 +332,22 @@ def test_funnel_can_be_kept_after_exit_when_asked(tmp_path, fake):
         stop(gp)
     sc = fake.serve_config()
     assert sc["AllowFunnel"] == {HP: True} and sc["Web"][HP]["Handlers"]["/"]["Proxy"].endswith(f":{gp.port}")
+
+
+def test_the_tailscale_cli_never_inherits_the_gateway_secrets(tmp_path, monkeypatch):
+    """A child's environment is readable (by the same user) in /proc; it gets no token or password."""
+    import asyncio
+
+    from clawd_gateway.tailscale import command
+
+    script = tmp_path / "tailscale"
+    script.write_text(f"#!{sys.executable}\nimport json, os\nprint(json.dumps(dict(os.environ)))\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("OPENCLAW_GATEWAY_PASSWORD", PASSWORD)
+    monkeypatch.setenv("CLAWDBOT_GATEWAY_TOKEN", TOKEN)
+    monkeypatch.setenv("CLAWD_KEEP_ME", "1")
+    res = asyncio.run(command.run(str(script), "version"))
+    seen = json.loads(res.stdout)
+    assert res.ok and seen.get("CLAWD_KEEP_ME") == "1"
+    assert not {"OPENCLAW_GATEWAY_PASSWORD", "CLAWDBOT_GATEWAY_TOKEN"} & set(seen)
+    assert PASSWORD not in res.stdout and TOKEN not in res.stdout

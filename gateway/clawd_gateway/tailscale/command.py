@@ -31,6 +31,20 @@ def find_binary(env: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
+SECRET_ENV = (
+    "OPENCLAW_GATEWAY_TOKEN",
+    "OPENCLAW_GATEWAY_PASSWORD",
+    "CLAWDBOT_GATEWAY_TOKEN",
+    "CLAWDBOT_GATEWAY_PASSWORD",
+)
+
+
+def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The gateway's environment minus its secrets: the tailscale CLI has no use for them."""
+    env = os.environ if env is None else env
+    return {k: v for k, v in env.items() if k.upper() not in SECRET_ENV}
+
+
 @dataclass(frozen=True)
 class RunResult:
     argv: tuple[str, ...]
@@ -80,6 +94,7 @@ async def run(binary: str, *args: str, timeout: float = STATUS_TIMEOUT_S) -> Run
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
+        env=child_env(),
     )
     assert proc.stdout is not None and proc.stderr is not None
     out_task = asyncio.ensure_future(_read_all(proc.stdout))
