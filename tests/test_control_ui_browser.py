@@ -192,6 +192,38 @@ def test_reject_a_pending_node(open_page, gateway):
     assert ui.problems == []
 
 
+def test_approve_a_remote_device_then_its_commands(open_page, gateway):
+    """A node from elsewhere (here: behind a proxy) is refused until its device identity is approved;
+    the page lists that request too, and after the node reconnects, its commands."""
+    from tests.support.nodeclient import NodeRefused
+
+    expect = _expect()
+    ui = open_page(f"http://127.0.0.1:{gateway.port}/")
+    ui.sign_in(gateway.token)
+    expect(ui.page.locator("#conn-state")).to_have_attribute("data-state", "connected")
+    proxied = {"X-Forwarded-For": "203.0.113.9"}
+    node = NodeClient(gateway.url, token=gateway.token, display_name="far-pi", headers=proxied)
+    with pytest.raises(NodeRefused):
+        node.connect()
+    device_row = ui.page.locator(f'#pending-table tr[data-node-id="{node.node_id}"][data-kind="device"]')
+    expect(device_row).to_contain_text("far-pi")
+    expect(device_row).to_contain_text("device identity")
+    expect(device_row).to_contain_text("127.0.0.1")  # the socket: the proxy is not a trusted one
+    ui.page.get_by_role("button", name="Approve far-pi").click()
+    expect(device_row).to_have_count(0)
+    expect(ui.page.locator("#action-status")).to_have_text("Approved far-pi.")
+    with NodeClient(
+        gateway.url, token=gateway.token, display_name="far-pi", headers=proxied, key=node.key
+    ) as back:
+        node_row = ui.page.locator(f'#pending-table tr[data-node-id="{back.node_id}"][data-kind="node"]')
+        expect(node_row).to_contain_text("echo")
+        ui.page.get_by_role("button", name="Approve far-pi").click()
+        assert back.wait_event("node.pair.resolved", timeout=10)["decision"] == "approved"
+        row = ui.page.locator(f'#nodes-table tr[data-node-id="{back.node_id}"]')
+        expect(row).to_have_attribute("data-paired", "true")
+    assert ui.problems == []
+
+
 def test_markup_from_a_node_is_shown_as_text(open_page, gateway):
     """Whoever holds the shared secret chooses a node's name and command ids: the page shows them
     as text, never as markup (and a CSP violation or script run would be recorded as a problem)."""

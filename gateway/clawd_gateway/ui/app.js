@@ -219,14 +219,23 @@ const refreshers = {
     const gen = ++state.generation.nodes;
     const canList = client.supports("node.list");
     const canPair = client.supports("node.pair.list");
-    const [listed, pairs] = await Promise.allSettled([
+    const canPairDevices = client.supports("device.pair.list");
+    const [listed, pairs, devices] = await Promise.allSettled([
       canList ? client.request("node.list") : Promise.resolve({ nodes: [] }),
       canPair ? client.request("node.pair.list") : Promise.resolve({ pending: [], paired: [] }),
+      canPairDevices ? client.request("device.pair.list") : Promise.resolve({ pending: [] }),
     ]);
     if (gen !== state.generation.nodes) return;
     const pairOk = pairs.status === "fulfilled";
     const listOk = listed.status === "fulfilled";
-    state.pending = pairOk && Array.isArray(pairs.value.pending) ? pairs.value.pending : [];
+    // A node connecting from elsewhere (not loopback) first needs its device identity approved;
+    // once it reconnects, its commands come as a node request.
+    const deviceRequests = devices.status === "fulfilled" && Array.isArray(devices.value.pending) ? devices.value.pending : [];
+    const nodeRequests = pairOk && Array.isArray(pairs.value.pending) ? pairs.value.pending : [];
+    state.pending = [
+      ...deviceRequests.map((r) => ({ ...r, kind: "device", nodeId: r.deviceId })),
+      ...nodeRequests.map((r) => ({ ...r, kind: "node" })),
+    ].sort((a, b) => (Number(a.ts) || 0) - (Number(b.ts) || 0));
     state.nodes = mergeNodes(listOk ? listed.value.nodes : [], pairOk ? pairs.value.paired : []);
     renderPendingTable();
     renderNodes($("nodes-table"), $("nodes-note"), $("nodes-count"), state.nodes);
@@ -256,7 +265,8 @@ async function decide(request, approve) {
   renderPendingTable();
   announce(`${verb === "Approve" ? "Approving" : "Rejecting"} ${name}…`);
   try {
-    await client.request(approve ? "node.pair.approve" : "node.pair.reject", { requestId: request.requestId });
+    const kind = request.kind === "device" ? "device" : "node";
+    await client.request(`${kind}.pair.${approve ? "approve" : "reject"}`, { requestId: request.requestId });
     announce(`${approve ? "Approved" : "Rejected"} ${name}.`);
   } catch (err) {
     announce(`Could not ${verb.toLowerCase()} ${name}: ${err.message}`);
@@ -339,6 +349,13 @@ client.addEventListener("gwevent", ({ detail: { event, payload } }) => {
       break;
     case "node.pair.resolved":
       announce(`Pairing of ${data.displayName || data.nodeId || "a device"} ${data.decision || "resolved"}.`);
+      want("nodes");
+      break;
+    case "device.pair.requested":
+      announce(`Device pairing requested by ${data.displayName || data.deviceId || "a device"}${data.remoteIp ? ` from ${data.remoteIp}` : ""}.`);
+      want("nodes");
+      break;
+    case "device.pair.resolved":
       want("nodes");
       break;
     case "shutdown":

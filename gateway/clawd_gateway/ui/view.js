@@ -152,16 +152,17 @@ export function renderPending(table, note, count, pending, { onApprove, onReject
   const rows = list.map((r) => {
     const name = str(r.displayName, r.nodeId);
     const inFlight = busy.has(r.requestId);
+    const device = r.kind === "device";
     return el(
       "tr",
-      { "data-request-id": r.requestId, "data-node-id": r.nodeId },
+      { "data-request-id": r.requestId, "data-node-id": r.nodeId, "data-kind": device ? "device" : "node" },
       el("td", { text: name }),
       el("td", { class: "mono", title: r.nodeId, text: shortId(r.nodeId) }),
       el("td", { text: [r.platform, r.version].filter(Boolean).join(" ") || "–" }),
       el("td", { class: "mono", text: str(r.remoteIp) }),
       el("td", {}, timeEl(r.ts)),
-      el("td", {}, tags(r.commands)),
-      el("td", {}, tags(r.requiredApproveScopes, "operator.pairing")),
+      el("td", {}, device ? el("span", { class: "hint", text: "device identity first (its commands are asked for after it reconnects)" }) : tags(r.commands)),
+      el("td", {}, tags(device ? [] : r.requiredApproveScopes, "operator.pairing")),
       el(
         "td",
         { class: "decision" },
