@@ -16,15 +16,18 @@ import contextlib
 import ipaddress
 import json
 import os
-import shutil
 import sys
 from dataclasses import dataclass
 from typing import Any
 
+# The gateway's lookups, so client and gateway find the same CLI (PATH, then the macOS app
+# bundle, whose GUI install puts nothing on PATH) and honour the same explicit LocalAPI socket
+# variable (tests, unusual installs).
+from clawd_gateway.tailscale.command import find_binary
+from clawd_gateway.tailscale.localapi import SOCKET_ENV, parse_response
+
 STATUS_TIMEOUT_S = 5.0
-MACOS_APP_CLI = "/Applications/Tailscale.app/Contents/MacOS/Tailscale"
 LOCALAPI_SOCKETS = ("/var/run/tailscale/tailscaled.sock", "/run/tailscale/tailscaled.sock")
-SOCKET_ENV = "CLAWD_TAILSCALE_SOCKET"  # an explicit LocalAPI socket (tests, unusual installs)
 
 TAILNET_V4 = ipaddress.ip_network("100.64.0.0/10")
 TAILNET_V6 = ipaddress.ip_network("fd7a:115c:a1e0::/48")
@@ -178,16 +181,6 @@ def _not_running(message: str) -> bool:
 # --- reading it -----------------------------------------------------------------------------------
 
 
-def find_cli() -> str | None:
-    """`tailscale` on PATH, else the macOS app's bundled CLI (the GUI install puts nothing on PATH)."""
-    found = shutil.which("tailscale")
-    if found:
-        return found
-    if sys.platform == "darwin" and os.access(MACOS_APP_CLI, os.X_OK):
-        return MACOS_APP_CLI
-    return None
-
-
 def find_socket(cli_found: bool) -> str | None:
     """The LocalAPI socket: an explicit one always; the default paths only when there is no CLI."""
     explicit = os.environ.get(SOCKET_ENV)
@@ -246,34 +239,18 @@ async def _via_socket(path: str, timeout: float) -> TailscaleState:
         return TailscaleState(True, False, source=source, error=f"LocalAPI read failed: {exc or 'timed out'}")
     finally:
         writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
-    if b"chunked" in head.lower():
-        body = _dechunk(body)
-    parts = status_line.split(" ", 2)
-    if len(parts) < 2 or parts[1] != "200":
-        return TailscaleState(True, False, source=source, error=f"LocalAPI answered {status_line!r}")
-    return parse_status(body.decode(errors="replace"), source)
-
-
-def _dechunk(body: bytes) -> bytes:
-    out = bytearray()
-    while body:
-        size_line, _, rest = body.partition(b"\r\n")
-        try:
-            size = int(size_line.split(b";", 1)[0], 16)
-        except ValueError:
-            break
-        if size == 0:
-            break
-        out += rest[:size]
-        body = rest[size + 2 :]
-    return bytes(out)
+    try:
+        answer = parse_response(raw)
+    except ValueError as exc:
+        return TailscaleState(True, False, source=source, error=f"LocalAPI answer unreadable: {exc}")
+    if answer.status != 200:
+        return TailscaleState(True, False, source=source, error=f"LocalAPI answered HTTP {answer.status}")
+    return parse_status(answer.body.decode(errors="replace"), source)
 
 
 async def read_state(timeout: float = STATUS_TIMEOUT_S) -> TailscaleState:
     """Ask the local daemon; never raises (every failure is a state the caller can show)."""
-    cli = await asyncio.to_thread(find_cli)
+    cli = await asyncio.to_thread(find_binary)
     sock = find_socket(cli is not None)
     if sock is not None:
         return await _via_socket(sock, timeout)
@@ -347,61 +324,49 @@ class Verdict:
 def judge(state: TailscaleState, host: str) -> Verdict:
     """Daemon -> login -> peer, stopping at the first broken hop (later ones would only echo it)."""
     hops: list[HopCheck] = []
+
+    def broken(name: str, detail: str, fix: str, node: Node | None = None) -> Verdict:
+        return Verdict((*hops, HopCheck(name, False, detail, fix)), node)
+
     if not state.found:
-        hops.append(
-            HopCheck(
-                "tailscale",
-                False,
-                state.error or "Tailscale is not installed",
-                "install Tailscale (https://tailscale.com/download) so `tailscale` is on PATH",
-            )
+        return broken(
+            "tailscale",
+            state.error or "Tailscale is not installed",
+            "install Tailscale (https://tailscale.com/download) so `tailscale` is on PATH",
         )
-        return Verdict(tuple(hops))
     if not state.running:
-        hops.append(
-            HopCheck(
-                "daemon",
-                False,
-                f"tailscaled is not running (tailscale: {_short(state.error)})"
-                if state.error and _not_running(state.error)
-                else f"cannot read Tailscale's state: {_short(state.error)}",
-                _start_daemon_fix(),
-            )
+        return broken(
+            "daemon",
+            f"tailscaled is not running (tailscale: {_short(state.error)})"
+            if state.error and _not_running(state.error)
+            else f"cannot read Tailscale's state: {_short(state.error)}",
+            _start_daemon_fix(),
         )
-        return Verdict(tuple(hops))
     hops.append(HopCheck("daemon", True, f"tailscaled answers ({state.source})"))
     backend = state.backend_state or "NoState"
     if backend != "Running":
         detail, fix = _BACKEND_FIX.get(backend, (f"Tailscale is in state {backend}", "tailscale up"))
         if backend == "NeedsLogin" and state.auth_url:
             fix = f"log in at {state.auth_url} (or: tailscale up)"
-        hops.append(HopCheck("login", False, f"{detail} (BackendState {backend})", fix))
-        return Verdict(tuple(hops))
+        return broken("login", f"{detail} (BackendState {backend})", fix)
     me = state.self_node.label if state.self_node else "this device"
     hops.append(HopCheck("login", True, f"logged in, running as {me}"))
     node = state.find(host)
     if node is None:
         where = f" (tailnet {state.magic_suffix})" if state.magic_suffix else ""
-        hops.append(
-            HopCheck(
-                "peer",
-                False,
-                f"{host} is not a node of your tailnet{where}",
-                "check the name with `tailscale status`; the server must be logged in to the same "
-                "tailnet and your ACLs must let this device see it",
-            )
+        return broken(
+            "peer",
+            f"{host} is not a node of your tailnet{where}",
+            "check the name with `tailscale status`; the server must be logged in to the same "
+            "tailnet and your ACLs must let this device see it",
         )
-        return Verdict(tuple(hops))
     if not node.online:
-        hops.append(
-            HopCheck(
-                "peer",
-                False,
-                f"{node.label} is offline in Tailscale",
-                "check that the server is up and tailscaled runs on it (sudo tailscale up there)",
-            )
+        return broken(
+            "peer",
+            f"{node.label} is offline in Tailscale",
+            "check that the server is up and tailscaled runs on it (sudo tailscale up there)",
+            node,
         )
-        return Verdict(tuple(hops), node)
     addr = node.address()
     hops.append(HopCheck("peer", True, f"{node.label} online" + (f" at {addr}" if addr else "")))
     return Verdict(tuple(hops), node)
@@ -417,7 +382,6 @@ __all__ = [
     "Node",
     "TailscaleState",
     "Verdict",
-    "find_cli",
     "is_loopback_host",
     "is_tailnet_ip",
     "judge",
