@@ -606,3 +606,23 @@ def test_store_entries_missing_what_the_gateway_relies_on_are_named(tmp_path: Pa
     state.pair_device({"deviceId": "d2", "roles": ["node"]}, now_ms=4, auto=True)
     path.write_text(json.dumps(state.to_json()))
     assert load_state(path) == state  # what the gateway writes always loads
+
+
+def test_approval_scopes_follow_the_commands_not_the_stored_field(tmp_path: Path) -> None:
+    """A store whose request says anyone with pairing may approve system.run still needs admin."""
+    settings = make_settings(tmp_path, token=TOKEN)
+    state = PairingState()
+    req, _ = state.request_node("f" * 64, {"commands": ["system.run"]}, now_ms=1)
+    req["requiredApproveScopes"] = ["operator.pairing"]
+    from clawd_gateway.nodes import save_state
+    from clawd_gateway.nodes.store import state_file
+
+    save_state(state_file(settings.state_dir), state)
+    with gateway_in_thread(settings) as gw:
+        pairing_only = Operator(gw.url, ["operator.pairing"])
+        try:
+            res = pairing_only.call("node.pair.approve", {"requestId": req["requestId"]})
+            assert res["error"]["code"] == "FORBIDDEN", res
+            assert res["error"]["details"]["missingScope"] == "operator.admin"
+        finally:
+            pairing_only.close()

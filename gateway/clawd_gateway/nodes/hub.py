@@ -31,7 +31,7 @@ from ..presence import ClientRecord
 from ..protocol.constants import ROLE_NODE, DetailCode, ErrorCode
 from ..protocol.frames import ConnectParams, ErrorShape
 from ..protocol.scopes import satisfies
-from .policy import MAX_NAME_LEN, blocked, clean_names, clean_text
+from .policy import MAX_NAME_LEN, blocked, clean_names, clean_text, required_approve_scopes
 from .router import InvokeRouter, RouterError
 from .store import Entry, PairingState, load_state, save_state, state_file
 
@@ -300,7 +300,8 @@ class NodeHub:
         req = self.state.nodes_pending.get(request_id)
         if req is None:
             raise _bad("unknown requestId", code="UNKNOWN_REQUEST", requestId=request_id)
-        needed = list(req.get("requiredApproveScopes") or [])
+        # From the commands being granted, not the stored field: what is approved decides who may.
+        needed = required_approve_scopes(req.get("commands") or [])
         missing = [s for s in needed if not satisfies(caller.scopes, s)]
         if missing:
             raise NodeError(
