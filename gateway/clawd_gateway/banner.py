@@ -49,6 +49,11 @@ def banner_lines(
         lines.append(f"   reachable from {where}; {after}")
         if settings.allow_tailscale and tailscale["mode"] == "serve":
             lines.append("   tailnet users may connect without the secret (verified Serve identity)")
+            # Serve reaches us over loopback, so the headers are all a local process has to forge.
+            lines.append(
+                "   so may any process on this machine that forges Serve headers; on a shared host set "
+                "gateway.auth.allowTailscale false"
+            )
     if settings.auth_mode == "none":
         lines.append(f"{icons[5]}auth is disabled: any local process can use this gateway")
     for w in settings.config.warnings:
