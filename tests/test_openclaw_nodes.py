@@ -12,13 +12,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.support.openclaw_peer import Peer, show, stop_process
-from tests.support.servers import GatewayProcess
+from tests.support.servers import GatewayProcess, wait_until
 
 from clawd_gateway.client import call
 
@@ -34,13 +33,10 @@ def _rpc(gw: GatewayProcess, method: str, scopes: tuple[str, ...]) -> Any:
 
 
 def _wait(what: str, probe: Any, timeout: float, log: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; node host log:\n{log.read_text()[-3000:]}")
+    try:
+        return wait_until(probe, timeout, 0.2, what)
+    except AssertionError as exc:
+        pytest.fail(f"{exc}; node host log:\n{log.read_text()[-3000:]}")
 
 
 def clawd_nodes(gw: GatewayProcess, *args: str) -> Any:
