@@ -8,13 +8,17 @@ condition must refuse, and a burst of connects must cost one whois lookup.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import os
+import socket
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.support.fake_tailscale import FakeTailscale
-from tests.support.servers import gateway_in_thread, make_settings
+from tests.support.servers import gateway_in_thread, make_settings, require
 from tests.support.wsclient import close_info, handshake
 from websockets.datastructures import Headers
 
@@ -333,3 +337,78 @@ def test_tagged_whois_answers_are_marked():
     person = parse_whois({"Node": {}, "UserProfile": {"LoginName": "bob@example.com"}})
     assert tagged is not None and tagged.tagged and person is not None and not person.tagged
     assert matches(Claim("tagged-devices", "100.64.0.20", None), tagged).reason == USER_MISMATCH
+
+
+# --- who opened the loopback socket ----------------------------------------------------------
+
+NOBODY = 65534
+
+
+def socket_opened_by(uid: int, port: int) -> socket.socket:
+    """A loopback TCP connection created by a forked child running as `uid`, handed back to us.
+
+    The kernel keeps the creator as the socket's owner, so this is exactly what another account
+    on a shared machine forging Serve headers looks like, driven by a real websockets client.
+    """
+    parent, child = socket.socketpair(socket.AF_UNIX)
+    parent.settimeout(10)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.connect(("127.0.0.1", port))
+            socket.send_fds(child, [b"x"], [s.fileno()])
+            code = 0
+        finally:
+            os._exit(code)
+    try:
+        _, fds, _, _ = socket.recv_fds(parent, 1, 1)
+    finally:
+        os.waitpid(pid, 0)
+        parent.close()
+        child.close()
+    assert fds, "child could not connect"
+    return socket.socket(fileno=fds[0])
+
+
+def test_socket_owner_reads_the_kernel_table():
+    from clawd_gateway.tailscale.peeruid import decode_address, socket_owner
+
+    require(Path("/proc/net/tcp").exists(), "needs Linux /proc/net/tcp")
+    assert decode_address("0100007F:1F90" if sys.byteorder == "little" else "7F000001:1F90") == (
+        ipaddress.ip_address("127.0.0.1"),
+        8080,
+    )
+    with socket.create_server(("127.0.0.1", 0)) as srv, socket.create_connection(srv.getsockname()) as c:
+        conn, _ = srv.accept()
+        with conn:
+            owner = socket_owner(c.getsockname(), srv.getsockname())
+            unknown = socket_owner(("127.0.0.1", 9), srv.getsockname())
+    assert owner.available and owner.uid == os.geteuid()
+    assert unknown.available and unknown.uid is None
+
+
+def test_another_local_account_cannot_forge_serve_identity(tmp_path, fake, capfd):
+    require(Path("/proc/net/tcp").exists(), "needs Linux /proc/net/tcp")
+    require(os.geteuid() == 0, "needs root to open a socket as another user")
+    settings = make_settings(tmp_path, SERVE_CONFIG, token=TOKEN)
+    with gateway_in_thread(settings) as gw:
+        capfd.readouterr()
+        ws, _, forged = handshake(
+            gw.url, None, additional_headers=serve_headers(), sock=socket_opened_by(NOBODY, gw.port)
+        )
+        with ws:
+            close_info(ws)
+        logs = capfd.readouterr().err
+        ws, _, mine = handshake(
+            gw.url, None, additional_headers=serve_headers(), sock=socket_opened_by(0, gw.port)
+        )
+        ws.close()
+    assert not forged["ok"], forged
+    assert f"belongs to uid {NOBODY}" in logs, logs
+    assert mine["ok"] and mine["payload"]["auth"]["method"] == "tailscale", mine
+    assert whois_cli_calls(fake) == [["whois", "--json", BOB_IP]]  # only for the socket root opened

@@ -362,7 +362,9 @@ class Gateway:
                     },
                 )
             )
-        ts_user = await self.tailscale_identity.verify(params.auth, conn.remote, headers, conn_id)
+        ts_user = await self.tailscale_identity.verify(
+            params.auth, conn.remote, headers, conn_id, (conn.ws.remote_address, conn.ws.local_address)
+        )
         # Behind Serve/Funnel every client is 127.0.0.1: count failures per forwarded client instead.
         behind_ts = self.settings.tailscale_mode in ("serve", "funnel")
         forwarded = proxied_client(conn.remote, headers) if behind_ts else None

@@ -10,17 +10,20 @@ adds the lookup.
 
 from __future__ import annotations
 
+import contextlib
 import email.header
 import ipaddress
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..bind import is_loopback
 from ..log import log
 from .localapi import socket_path
 from .parse import WhoisIdentity
+from .peeruid import socket_owner
 from .whois import WhoisResolver
 
 LOGIN_HEADER = "tailscale-user-login"
@@ -159,13 +162,48 @@ class TailscaleIdentity:
         auth_mode = getattr(settings, "auth_mode", "token")
         return cls(allowed and mode != "funnel" and auth_mode != "none", logger)
 
+    def peer_not_tailscaled(self, sockets: tuple[Any, Any] | None) -> str | None:
+        """Why the loopback peer socket cannot be tailscaled's, or None if it can (or we cannot tell).
+
+        Linux records which user created each socket. tailscaled runs as root or as the owner of
+        its LocalAPI socket; the gateway's own user is accepted too (it can read the token anyway,
+        and it is who runs the tests and a userspace tailscaled on a laptop). So another account
+        on a shared machine cannot forge Serve headers. Without /proc (macOS), headers + whois it is.
+        """
+        if sockets is None or not all(isinstance(a, tuple) and len(a) >= 2 for a in sockets):
+            return None
+        peer_addr, local_addr = sockets
+        owner = socket_owner((str(peer_addr[0]), int(peer_addr[1])), (str(local_addr[0]), int(local_addr[1])))
+        if not owner.available:
+            return None
+        if owner.uid is None:
+            return "the loopback peer socket is not in /proc/net/tcp, so its owner is unknown"
+        allowed = {0, os.geteuid()}
+        with contextlib.suppress(OSError):
+            allowed.add(os.stat(self.resolver.socket).st_uid)
+        if owner.uid not in allowed:
+            return f"the loopback peer socket belongs to uid {owner.uid}, not to tailscaled"
+        return None
+
     async def verify(
-        self, auth: Mapping[str, str], peer: str, headers: HeaderSource, conn: str = ""
+        self,
+        auth: Mapping[str, str],
+        peer: str,
+        headers: HeaderSource,
+        conn: str = "",
+        sockets: tuple[Any, Any] | None = None,
     ) -> VerifiedUser | None:
-        """The verified tailnet user, or None (then ordinary token/password rules apply)."""
+        """The verified tailnet user, or None (then ordinary token/password rules apply).
+
+        `sockets` is (peer address, our address) of the TCP connection, for the socket-owner check.
+        """
         if not self.enabled or auth.get("token") or auth.get("password"):
             return None
         outcome = examine(peer, headers)
+        if isinstance(outcome, Claim):
+            foreign = self.peer_not_tailscaled(sockets)
+            if foreign is not None:
+                outcome = Refused(PROXY_MISSING, foreign)
         if isinstance(outcome, Claim):
             result = await self.resolver.lookup(outcome.client_ip)
             refused = matches(outcome, result.identity)
