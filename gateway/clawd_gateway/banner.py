@@ -49,9 +49,12 @@ def banner_lines(
         lines.append(f"   reachable from {where}; {after}")
         if settings.allow_tailscale and tailscale["mode"] == "serve":
             lines.append("   tailnet users may connect without the secret (verified Serve identity)")
-            # Serve reaches us over loopback, so the headers are all a local process has to forge.
+            # Serve reaches us over loopback, so the headers are all a local process has to forge;
+            # on Linux the socket owner is checked (tailscale.peeruid), elsewhere it cannot be.
             lines.append(
-                "   so may any process on this machine that forges Serve headers; on a shared host set "
+                "   so may processes of this user or root that forge Serve headers (they can read the token)"
+                if sys.platform.startswith("linux")
+                else "   so may any process on this machine that forges Serve headers; on a shared host set "
                 "gateway.auth.allowTailscale false"
             )
     if settings.auth_mode == "none":
