@@ -2,10 +2,11 @@
 
 tailscaled's Serve proxy connects from loopback, sets X-Forwarded-For/-Proto/-Host, strips any
 incoming Tailscale-User-* headers and sets its own (or `Tailscale-Funnel-Request` for Funnel
-traffic). Any local process can forge all of that, so the headers are only a claim: the
-forwarded address is then looked up with whois, and the daemon's answer must name the same
-login. `examine` is the pure half (headers in, claim or reason out); `TailscaleIdentity`
-adds the lookup.
+traffic). Any local process can forge all of that, so the headers are only a claim: on Linux
+the peer socket must belong to root, the gateway's user or tailscaled's socket owner (so other
+accounts cannot forge), and the forwarded address is looked up with whois, whose answer must
+name the same login and not a tagged node. `examine` is the pure half (headers in, claim or
+reason out); `TailscaleIdentity` adds the socket-owner check and the lookup.
 """
 
 from __future__ import annotations
