@@ -14,7 +14,7 @@ import pytest
 from tests.support.servers import gateway_in_thread, make_settings
 from tests.support.wsclient import close_info, handshake
 
-from clawd_gateway.auth import PROXIED_FACTOR, Authenticator
+from clawd_gateway.auth import PROXIED_FACTOR, client_key
 
 TOKEN = "ts-ratelimit-token-0123456789abcdef"
 WRONG = "not-the-token-0123456789abcdef"
@@ -105,7 +105,7 @@ def test_rotating_forged_addresses_is_capped_by_the_shared_budget(tmp_path):
 
 def test_funnel_ipv6_clients_count_per_64():
     """A Funnel client owns a whole /64; tailnet IPv6 addresses are one node each."""
-    key = Authenticator._key
+    key = client_key
     assert key("127.0.0.1", None) == "127.0.0.1"
     assert key("127.0.0.1", "2001:db8:1:2::5") == key("127.0.0.1", "2001:db8:1:2:ffff::9")
     assert key("127.0.0.1", "2001:db8:1:2::5") != key("127.0.0.1", "2001:db8:1:3::5")

@@ -44,6 +44,36 @@ PROXIED_FACTOR = 10  # shared budget of all Serve/Funnel clients, in multiples o
 PROXIED_KEY = "proxied"
 TAILNET_V6 = ipaddress.ip_network("fd7a:115c:a1e0::/48")  # one address per node: never grouped
 
+
+def client_key(remote: str, forwarded: str | None) -> str:
+    """Which client this is: the TCP peer, or behind Serve/Funnel the client tailscaled named.
+
+    The one place that decides it, for the auth rate limit and for the gateway's pre-auth socket
+    slots alike (`forwarded` is identity.proxied_client's answer, or None outside serve/funnel).
+
+    Behind Tailscale Serve every client's socket comes from 127.0.0.1, so keying on the peer
+    would let one client with a stale token lock out the whole tailnet. Serve overwrites
+    X-Forwarded-For with the address it accepted the connection from, so through Serve a
+    client cannot choose its key. IPv6 outside the tailnet (Funnel clients) is grouped per /64,
+    which one attacker owns whole.
+
+    Trade-off: a process on this machine can connect to the loopback port itself and forge the
+    headers with a new address per attempt, escaping the per-address lockout. What that buys
+    is bounded by the shared `proxied_limiter` (PROXIED_FACTOR x maxAttempts failures per
+    window for all proxied clients together), and is worth little anyway: a generated token is
+    192 random bits, and a local process that could read the config already has the secret.
+    The cost is that such a process can use up the shared budget and lock out proxied
+    clients, which it could also do before this change by failing from 127.0.0.1. The same holds
+    for pre-auth sockets (server.py): per-client slots, a shared cap for all proxied clients.
+    """
+    if forwarded is None:
+        return remote
+    addr = ipaddress.ip_address(forwarded)
+    if isinstance(addr, ipaddress.IPv6Address) and addr not in TAILNET_V6:
+        return "fwd:" + str(ipaddress.ip_network(f"{addr}/64", strict=False))
+    return "fwd:" + str(addr)
+
+
 _HINT = {
     "token": "use this gateway's gateway.auth.token or pair the device",
     "password": "use this gateway's gateway.auth.password",
@@ -99,7 +129,7 @@ class Authenticator:
             if rl.enabled
             else None
         )
-        # All proxied clients together: caps what rotating forwarded addresses can buy (see _keys).
+        # All proxied clients together: caps what rotating forwarded addresses can buy (see client_key).
         self.proxied_limiter = (
             AuthRateLimiter(rl.max_attempts * PROXIED_FACTOR, rl.window_ms / 1000, rl.lockout_ms / 1000)
             if rl.enabled
@@ -108,31 +138,6 @@ class Authenticator:
 
     def _limited(self, loopback: bool) -> bool:
         return self.limiter is not None and not (loopback and self.settings.rate_limit.exempt_loopback)
-
-    @staticmethod
-    def _key(remote: str, forwarded: str | None) -> str:
-        """Whose failures these are: the TCP peer, or behind Serve/Funnel the client tailscaled named.
-
-        Behind Tailscale Serve every client's socket comes from 127.0.0.1, so keying on the peer
-        would let one client with a stale token lock out the whole tailnet. Serve overwrites
-        X-Forwarded-For with the address it accepted the connection from, so through Serve a
-        client cannot choose its key. IPv6 outside the tailnet (Funnel clients) is grouped per /64,
-        which one attacker owns whole.
-
-        Trade-off: a process on this machine can connect to the loopback port itself and forge the
-        headers with a new address per attempt, escaping the per-address lockout. What that buys
-        is bounded by the shared `proxied_limiter` (PROXIED_FACTOR x maxAttempts failures per
-        window for all proxied clients together), and is worth little anyway: a generated token is
-        192 random bits, and a local process that could read the config already has the secret.
-        The cost is that such a process can use up the shared budget and lock out proxied
-        clients, which it could also do before this change by failing from 127.0.0.1.
-        """
-        if forwarded is None:
-            return remote
-        addr = ipaddress.ip_address(forwarded)
-        if isinstance(addr, ipaddress.IPv6Address) and addr not in TAILNET_V6:
-            return "fwd:" + str(ipaddress.ip_network(f"{addr}/64", strict=False))
-        return "fwd:" + str(addr)
 
     def _retry_after(self, key: str, forwarded: bool, now: float) -> float | None:
         assert self.limiter is not None and self.proxied_limiter is not None
@@ -164,10 +169,10 @@ class Authenticator:
 
         `forwarded` is the client address tailscaled's Serve/Funnel proxy reported, when the
         request came through it (identity.proxied_client); failures are then counted per that
-        address instead of per 127.0.0.1 (see _key).
+        address instead of per 127.0.0.1 (see client_key).
         """
         limited = self._limited(loopback)
-        key = self._key(remote, forwarded)
+        key = client_key(remote, forwarded)
         via_proxy = forwarded is not None
         if limited:
             wait = self._retry_after(key, via_proxy, now_mono)

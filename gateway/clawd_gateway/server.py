@@ -25,7 +25,7 @@ from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response as HttpResponse
 
 from . import __version__
-from .auth import AuthDenied, Authenticator
+from .auth import AuthDenied, Authenticator, client_key
 from .bind import is_loopback
 from .errors import UserError
 from .http import RouteContext, origin_allowed, route
@@ -54,6 +54,10 @@ from .tailscale.identity import TailscaleIdentity, proxied_client
 
 FORWARD_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip")
 MAX_CONSECUTIVE_DENIALS = 10
+# Unauthenticated sockets of all Serve/Funnel clients together, in multiples of the per-client cap:
+# each forwarded address has its own slots, and this bounds what rotating (forged) addresses can hold.
+PREAUTH_PROXIED_FACTOR = 4
+MAX_PREAUTH_PROXIED = PREAUTH_PROXIED_FACTOR * MAX_PREAUTH_CONNECTIONS_PER_IP
 
 
 def _now_ms() -> int:
@@ -66,10 +70,16 @@ class _Conn:
     machine: proto.ServerConnection
     remote: str
     direct_local: bool
+    forwarded: str | None = None  # the Serve/Funnel client behind a loopback socket (Gateway._forwarded)
     record: ClientRecord | None = None
     preauth: bool = True
     denials: int = 0
     calls: set[asyncio.Task[None]] = field(default_factory=set)  # awaiting handlers (node.invoke)
+
+    @property
+    def slot(self) -> str:
+        """Whose pre-auth slot this socket holds: an IP, or `fwd:<client>` behind Serve/Funnel."""
+        return client_key(self.remote, self.forwarded)
 
 
 class Gateway:
@@ -84,7 +94,8 @@ class Gateway:
         self.started_ms = _now_ms()
         self._t0 = time.monotonic()
         self._conns: dict[str, _Conn] = {}
-        self._preauth: Counter[str] = Counter()
+        self._preauth: Counter[str] = Counter()  # unauthenticated sockets per auth.client_key
+        self._preauth_proxied = 0  # ... of which came through Serve/Funnel (capped at MAX_PREAUTH_PROXIED)
         self._servers: list[Server] = []
         self._seq = 0
         self._presence_version = 1
@@ -232,14 +243,36 @@ class Gateway:
 
     # -- HTTP ----------------------------------------------------------------------------------
 
+    def _forwarded(self, remote: str, headers: Headers) -> str | None:
+        """The client tailscaled's Serve/Funnel proxy named, in serve/funnel mode only.
+
+        Behind Serve every client's socket comes from 127.0.0.1, so per-peer limits (auth failures,
+        pre-auth sockets) would let one tailnet or Funnel client lock out all of them.
+        """
+        if self.settings.tailscale_mode not in ("serve", "funnel"):
+            return None
+        return proxied_client(remote, headers)
+
     def _process_request(self, connection: ServerConnection, request: HttpRequest) -> HttpResponse | None:
         remote = _remote_ip(connection)
         headers = request.headers
         if any("websocket" in v.lower() for v in headers.get_all("Upgrade")):
             if self.stopping:
                 return _response(503, {"Content-Type": "text/plain"}, b"gateway is shutting down\n")
-            if self._preauth[remote] >= MAX_PREAUTH_CONNECTIONS_PER_IP:
-                log(self.logger, logging.WARNING, "too many unauthenticated sockets", remote=remote)
+            # Checked here, taken in _handle: websockets runs the handler without yielding to other
+            # connections in between (only a socket that is already closing yields there).
+            forwarded = self._forwarded(remote, headers)
+            slot = client_key(remote, forwarded)
+            shared_full = forwarded is not None and self._preauth_proxied >= MAX_PREAUTH_PROXIED
+            if shared_full or self._preauth[slot] >= MAX_PREAUTH_CONNECTIONS_PER_IP:
+                log(
+                    self.logger,
+                    logging.WARNING,
+                    "too many unauthenticated sockets",
+                    remote=remote,
+                    **({"forwarded": forwarded} if forwarded else {}),
+                    **({"limit": "all proxied clients"} if shared_full else {}),
+                )
                 return _response(503, {"Content-Type": "text/plain"}, b"Too many unauthenticated sockets\n")
             return None
         ctx = RouteContext(
@@ -258,11 +291,12 @@ class Gateway:
         remote = _remote_ip(ws)
         conn_id = str(uuid.uuid4())
         machine = proto.ServerConnection(nonce=str(uuid.uuid4()), now_ms=_now_ms())
-        conn = _Conn(
-            ws, machine, remote, _direct_local(remote, ws.request.headers if ws.request else Headers())
-        )
+        headers = ws.request.headers if ws.request else Headers()
+        conn = _Conn(ws, machine, remote, _direct_local(remote, headers), self._forwarded(remote, headers))
         self._conns[conn_id] = conn
-        self._preauth[remote] += 1
+        self._preauth[conn.slot] += 1
+        if conn.forwarded is not None:
+            self._preauth_proxied += 1
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.handshake_timeout_ms / 1000
         try:
@@ -276,7 +310,14 @@ class Gateway:
                     try:
                         data = await asyncio.wait_for(ws.recv(), max(remaining, 0))
                     except asyncio.TimeoutError:
-                        log(self.logger, logging.INFO, "handshake timeout", remote=remote, conn=conn_id)
+                        log(
+                            self.logger,
+                            logging.INFO,
+                            "handshake timeout",
+                            remote=remote,
+                            conn=conn_id,
+                            **({"forwarded": conn.forwarded} if conn.forwarded else {}),
+                        )
                         actions = machine.handshake_expired()
                     else:
                         actions = machine.receive(data)
@@ -306,9 +347,12 @@ class Gateway:
     def _release_preauth(self, conn: _Conn) -> None:
         if conn.preauth:
             conn.preauth = False
-            self._preauth[conn.remote] -= 1
-            if self._preauth[conn.remote] <= 0:
-                del self._preauth[conn.remote]
+            slot = conn.slot
+            self._preauth[slot] -= 1
+            if self._preauth[slot] <= 0:
+                del self._preauth[slot]
+            if conn.forwarded is not None:
+                self._preauth_proxied -= 1
 
     async def _perform(self, conn: _Conn, conn_id: str, actions: list[proto.Action]) -> None:
         for action in actions:
@@ -366,8 +410,7 @@ class Gateway:
             params.auth, conn.remote, headers, conn_id, (conn.ws.remote_address, conn.ws.local_address)
         )
         # Behind Serve/Funnel every client is 127.0.0.1: count failures per forwarded client instead.
-        behind_ts = self.settings.tailscale_mode in ("serve", "funnel")
-        forwarded = proxied_client(conn.remote, headers) if behind_ts else None
+        forwarded = conn.forwarded
         outcome = self.authenticator.authenticate(
             params,
             remote=conn.remote,
