@@ -6,6 +6,7 @@ both at one file; our own state lives apart so we never write into OpenClaw's st
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Mapping
@@ -41,9 +42,27 @@ def state_dir(env: Mapping[str, str]) -> Path:
     return Path(platformdirs.user_state_dir("clawd", appauthor=False)) / "gateway"
 
 
+def make_private_dirs(path: Path) -> None:
+    """Create `path` and every missing parent with mode 0700.
+
+    `Path.mkdir(parents=True, mode=0o700)` gives only the last directory that mode; the parents get
+    the umask default (0755), so a first write to `<state>/run/...` left the state dir itself open to
+    other users (and `clawd-gateway audit` then warned about the gateway's own doing). Directories
+    that already exist keep their mode.
+    """
+    missing: list[Path] = []
+    cur = path
+    while not cur.is_dir() and cur != cur.parent:
+        missing.append(cur)
+        cur = cur.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+
+
 def atomic_write(path: Path, data: str, mode: int = 0o600) -> None:
     """Write via a temp file in the same directory and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         if hasattr(os, "fchmod"):  # POSIX; Windows relies on the per-user profile ACL
