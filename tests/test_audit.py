@@ -472,6 +472,30 @@ def test_deep_sees_a_funnel_route_the_config_does_not_know(setup: dict[str, Any]
         assert "tailscaled" in failed["evidence"]
 
 
+def test_deep_fix_commands_remove_only_the_gateway_route(setup: dict[str, Any], tmp_path: Path) -> None:
+    """Run each suggested command as printed: the gateway's route goes, the user's own routes stay."""
+    write_config(setup, '{gateway: {port: 18789, auth: {mode: "token"}}}')
+    setup["env"]["OPENCLAW_GATEWAY_PORT"] = "18789"
+    with FakeTailscale.create(tmp_path / "ts") as fake:
+        setup["env"].update(fake.env)
+        for kind, finding in (
+            ("funnel", "tailscale.funnel.exposes_gateway"),
+            ("serve", "tailscale.serve.exposes_gateway"),
+        ):
+            assert fake.run("serve", "--bg", "--yes", "--set-path=/mine", "9000").returncode == 0
+            assert fake.run("serve", "--bg", "--yes", "--https=8443", "9001").returncode == 0
+            assert fake.run(kind, "--bg", "--yes", "18789").returncode == 0  # last: Funnel is per port
+            fix = by_id(audit(setup, deep=True))[finding]["fix"]
+            command = re.findall(r"`([^`]+)`", fix)[0].split()
+            assert command[0] == str(fake.binary) and "reset" not in command, fix
+            assert fake.run(*command[1:]).returncode == 0, fix
+            web = fake.serve_config()["Web"]
+            assert set(web["gw.tail1234.ts.net:443"]["Handlers"]) == {"/mine"}, (fix, web)
+            assert set(web["gw.tail1234.ts.net:8443"]["Handlers"]) == {"/"}
+            assert finding not in by_id(audit(setup, deep=True))
+            fake.run("serve", "reset")
+
+
 # --- pure pieces ----------------------------------------------------------------------------------------------
 
 

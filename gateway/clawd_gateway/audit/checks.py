@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from ..bind import TAILNET_V4, TAILNET_V6, is_loopback
-from .facts import ConfigFacts, Facts, Listener, PathFact, SecretFact
+from .facts import ConfigFacts, Facts, Listener, PathFact, SecretFact, TailscaleRoute
 from .model import Finding, ModeFix, masked, sort_findings
 from .sshd import forwarding_blocked, password_login
 from .strength import weakness
@@ -673,6 +673,15 @@ def check_sshd(f: Facts) -> Iterable[Finding]:
 # --- --deep: what Tailscale exposes, what the running gateway does -----------------------------------------
 
 
+def _route_off(binary: str, kind: str, r: TailscaleRoute) -> str:
+    """The command that removes this one route, never `serve reset` (which would also wipe the
+    user's other Serve/Funnel routes, the thing clawd-gateway promises never to touch)."""
+    if r.listen.startswith("tcp:"):
+        return f"`{binary} {kind} --tcp={r.listen[4:]} off`"
+    port = r.listen.rsplit(":", 1)[-1]
+    return f"`{binary} {kind} --https={port} --set-path={r.path or '/'} off`"
+
+
 def check_tailscale_observed(f: Facts) -> Iterable[Finding]:
     ts = f.tailscale
     if ts is None:
@@ -699,7 +708,7 @@ def check_tailscale_observed(f: Facts) -> Iterable[Finding]:
                     "info",
                     "Tailscale Funnel publishes something else on this host",
                     f"{url} → {r.target} (public internet)",
-                    f"check it is meant to be public; remove it with `{ts.binary} funnel reset`",
+                    f"check it is meant to be public; remove it with {_route_off(ts.binary, 'funnel', r)}",
                 )
             continue
         unmanaged = (
@@ -714,8 +723,8 @@ def check_tailscale_observed(f: Facts) -> Iterable[Finding]:
                 "critical" if auth != "password" else "warn",
                 "Observed: Tailscale Funnel exposes the gateway to the public internet",
                 f"{url} → {r.target} (Funnel on); gateway auth {auth}{unmanaged}",
-                f"`{ts.binary} funnel reset` (or `{ts.binary} funnel --https=443 off`) and use "
-                'Serve; if Funnel is intended, set "auth": {"mode": "password"}',
+                f"{_route_off(ts.binary, 'funnel', r)} and use Serve; if Funnel is intended, set "
+                '"auth": {"mode": "password"}',
             )
         else:
             yield Finding(
@@ -723,7 +732,7 @@ def check_tailscale_observed(f: Facts) -> Iterable[Finding]:
                 "critical" if auth == "none" else ("warn" if unmanaged else "info"),
                 "Observed: Tailscale Serve exposes the gateway to the tailnet",
                 f"{url} → {r.target}; gateway auth {auth}{unmanaged}",
-                f"fine if intended; otherwise `{ts.binary} serve reset`",
+                f"fine if intended; otherwise {_route_off(ts.binary, 'serve', r)}",
             )
 
 
