@@ -26,6 +26,7 @@ from clawd_gateway.server import Gateway
 from clawd_gateway.settings import Overrides, resolve_settings
 
 from .embedded_ssh import start_embedded_ssh
+from .engine.ports import check_port
 from .engine.runner import Supervisor
 from .profiles import Profile, SshTarget
 
@@ -33,14 +34,16 @@ HEALTHY_DEADLINE_S = 20.0
 
 
 def pick_port(preferred: int) -> int:
-    """The standard port when free, so copy-pasted OpenClaw commands just work; else any port."""
+    """The standard port when free, so copy-pasted OpenClaw commands just work; else any port.
+
+    "Free" is judged like `clawd connect` judges it (both loopback families, SO_REUSEADDR on POSIX):
+    a plain bind fails for a minute after any connection to the port closed (TIME_WAIT), which made
+    a second `clawd demo` in a row quietly move off 18789.
+    """
     if preferred:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", preferred))
+        with contextlib.suppress(OSError, ValueError):
+            if check_port(preferred, who=False, suggest=False).free:
                 return preferred
-            except OSError:
-                pass
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
