@@ -170,6 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Whoever read our output went away (`| head`): stop quietly like other Unix tools, and keep
+        # the interpreter's final flush from printing a traceback about the same closed pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     parser.print_help()
     return EXIT_USAGE
 
