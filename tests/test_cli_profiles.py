@@ -152,7 +152,7 @@ def test_add_refusals_and_exit_codes(tmp_path: Path) -> None:
     assert "is not an SSH target" in r.stderr
 
     r = clawd(tmp_path, "profile", "add", "b", "--ssh", "h", "--identity", str(tmp_path / "missing_key"))
-    assert r.returncode == 1
+    assert r.returncode == 78
     assert "--identity" in r.stderr and "no such file" in r.stderr
 
     r = clawd(tmp_path, "profile", "add", "bad name", "--ssh", "h")

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from clawd_gateway.errors import UserError
+from clawd_gateway.errors import ConfigError, UserError
 from clawd_gateway.protocol.constants import DEFAULT_PORT
 
 from . import importers, secrets
@@ -109,7 +109,7 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
 def _existing_file(text: str, flag: str) -> str:
     path = Path(text).expanduser()
     if not path.is_file():
-        raise UserError(f"{flag} {text}: no such file", fix=f"check the path, or leave {flag} out")
+        raise ConfigError(f"{flag} {text}: no such file", fix=f"check the path, or leave {flag} out")
     return str(path.resolve())
 
 
@@ -118,7 +118,7 @@ def _check_jump(text: str) -> str:
         try:
             parse_ssh_target(hop)
         except UserError:
-            raise UserError(
+            raise ConfigError(
                 f"--jump {text!r}: {hop!r} is not a jump host",
                 fix="use [user@]host[:port], several separated by commas (as ProxyJump)",
             ) from None
@@ -133,7 +133,7 @@ def _refuse_flags(args: argparse.Namespace, names: tuple[str, ...], method: str)
     given = [n for n in names if getattr(args, n, None) not in (None, False)]
     if given:
         flags = ", ".join("--" + n.replace("_", "-") for n in given)
-        raise UserError(f"{flags}: not used with {method}", fix="leave it out")
+        raise ConfigError(f"{flags}: not used with {method}", fix="leave it out")
 
 
 def _host_for_url(host: str) -> str:
@@ -150,13 +150,13 @@ def tailscale_url(host: str, serve: bool, port: int | None) -> str:
 
     raw = host.strip().rstrip(".")
     if not raw or any(c.isspace() or c in "/?#@" for c in raw) or raw.startswith("-"):
-        raise UserError(
+        raise ConfigError(
             f"--tailscale {host!r} is not a host name or tailnet IP", fix="e.g. gateway.tail1234.ts.net"
         )
     bare = raw.strip("[]")
     is_ip = is_tailnet_ip(bare) or _looks_like_ip(bare)
     if serve and is_ip:
-        raise UserError(
+        raise ConfigError(
             f"--serve needs the MagicDNS name, not the address {bare}: "
             "Serve's certificate is issued for the name",
             fix="use --tailscale NAME.TAILNET.ts.net --serve, "
@@ -228,7 +228,7 @@ def cmd_profile_add(args: argparse.Namespace) -> int:
     _refuse_flags(args, _URL_ONLY, "--ssh")
     target = parse_ssh_target(args.ssh)
     if args.keepalive is not None and not args.keepalive > 0:
-        raise UserError(f"--keepalive {args.keepalive:g}: must be more than 0 seconds")
+        raise ConfigError(f"--keepalive {args.keepalive:g}: must be more than 0 seconds")
     ssh = SshTarget(
         host=target.host,
         user=target.user,
