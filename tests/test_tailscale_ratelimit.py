@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.serveproxy import no_tailscale_daemon, via_serve
 from tests.support.servers import gateway_in_thread, make_settings
 from tests.support.wsclient import close_info, handshake
 
@@ -25,13 +26,7 @@ OFF = f"{{gateway: {{auth: {{rateLimit: {{maxAttempts: {MAX}}}}}}}}}"
 
 @pytest.fixture(autouse=True)
 def _no_daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No login header is sent, so no whois should happen; make sure none could reach a real daemon."""
-    monkeypatch.setenv("CLAWD_TAILSCALE_SOCKET", str(tmp_path / "no-such.sock"))
-    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-
-
-def via_serve(ip: str) -> dict[str, str]:
-    return {"X-Forwarded-For": ip, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "gw.tail1234.ts.net"}
+    no_tailscale_daemon(tmp_path, monkeypatch)
 
 
 def connect(gw: Any, token: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
