@@ -10,14 +10,13 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from clawd_gateway.errors import UserError
+from clawd_gateway.errors import UserError, stdout_gone
 from clawd_gateway.secret import Secret
 
 from . import __version__
@@ -92,11 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # Whoever read our output went away (`| head`): stop quietly like other Unix tools, and keep
-        # the interpreter's final flush from printing a traceback about the same closed pipe.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141
+        return stdout_gone()
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from .bind import is_loopback
 from .cli_audit import add_audit_parser, cmd_audit
 from .client import GatewayAuthError, GatewayCallError, GatewayError, open_session
 from .config import load_config
-from .errors import ConfigError, UserError
+from .errors import ConfigError, UserError, stdout_gone
 from .log import setup_logging
 from .settings import GENERATED_TOKEN_FILE, Overrides, resolve_settings
 
@@ -171,11 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # Whoever read our output went away (`| head`): stop quietly like other Unix tools, and keep
-        # the interpreter's final flush from printing a traceback about the same closed pipe.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141
+        return stdout_gone()
     parser.print_help()
     return EXIT_USAGE
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 
@@ -47,3 +49,17 @@ class ConfigError(UserError):
 
 class RefusalError(ConfigError):
     """A configuration that would expose the gateway unsafely; we refuse to start."""
+
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader went away
+
+
+def stdout_gone() -> int:
+    """Our reader went away (`| head`): stop quietly like other Unix tools.
+
+    Pointing stdout at /dev/null keeps the interpreter's final flush from printing a traceback
+    about the same closed pipe. Shared by both CLIs' top-level handlers.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
