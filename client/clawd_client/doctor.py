@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncssh
-
 from clawd_gateway.secret import Secret
 
+from ._asyncssh import asyncssh
 from .engine.hostkeys import HostKeyPolicy, default_known_hosts
 from .engine.paths import UrlPath
 from .engine.probe import ProbeResult, probe_gateway

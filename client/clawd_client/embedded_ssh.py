@@ -11,8 +11,7 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncssh
-
+from ._asyncssh import asyncssh
 from .engine.hostkeys import host_pattern
 
 

@@ -25,10 +25,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncssh
 import psutil
 import pytest
 from tests.support.servers import require
+
+from clawd_client._asyncssh import asyncssh
 
 SSHD = Path("/usr/sbin/sshd")
 NOT_INSTALLED = "openssh-server is not installed (apt-get install openssh-server)"

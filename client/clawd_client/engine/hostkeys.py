@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncssh
-
 from clawd_gateway.errors import UserError
+
+from .._asyncssh import asyncssh
 
 
 def default_known_hosts() -> Path:
