@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
+from tests.support import skip_policy
 from tests.support.clientcli import isolated_env
 from tests.support.keyring_session import secret_service  # noqa: F401  (the real keyring, shared)
 from tests.support.openclaw_peer import Peer, require_peer
@@ -20,6 +21,13 @@ from tests.support.servers import (
     make_settings,
 )
 from tests.support.sshd import sshd  # noqa: F401  (the real-sshd fixture, shared)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The skip policy (tests/support/skip_policy.py) applies to the whole suite: under
+    CLAWD_REQUIRE_SERVERS=1 any skip but an allowlisted platform skip fails the run."""
+    if not config.pluginmanager.is_registered(skip_policy):
+        config.pluginmanager.register(skip_policy, "clawd-skip-policy")
 
 
 @pytest.fixture(autouse=True)
