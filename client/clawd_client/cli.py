@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import signal
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,19 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, help="local tunnel port (default 18789, or a free one if taken)")
     demo.set_defaults(func=cmd_demo)
 
-    connect = sub.add_parser("connect", help="run the tunnel supervisor in the foreground")
-    connect.add_argument("name", nargs="?", help="profile (default: the only one)")
-    connect.add_argument(
-        "--accept-new", action="store_true", help="trust an unknown SSH host key (never a changed one)"
-    )
-    connect.add_argument("--local-port", type=int, help="override the profile's local port")
-    connect.set_defaults(func=cmd_connect)
-
-    status = sub.add_parser("status", help="live state of running tunnels")
-    status.add_argument("name", nargs="?")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(func=cmd_status)
-
     health = sub.add_parser("health", help="one-shot authenticated health check")
     health.add_argument("name", nargs="?")
     health.add_argument("--url", help="gateway URL (default: the profile's local URL)")
@@ -68,9 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register(sub)
+    from .cli_agent import register as register_agent
     from .cli_autostart import register as register_autostart
     from .cli_tray import register as register_tray
 
+    register_agent(sub)
     register_autostart(sub)
     register_tray(sub)
     return parser
@@ -113,146 +99,11 @@ def _secret_for(profile: Any) -> tuple[Secret | None, str | None]:
         return None, str(exc)
 
 
-def _line(st: dict[str, Any]) -> str:
-    ts = time.strftime("%H:%M:%S")
-    state = st["state"]
-    text = f"{ts} {state:<10} {st['localUrl']}"
-    if state == "healthy" and st.get("latencyMs") is not None:
-        text += f" · gateway ok in {st['latencyMs']} ms"
-    if st.get("degraded"):
-        text += f" · {st['degraded']}"
-    if st.get("lastError") and state in ("backoff", "degraded", "fatal", "connecting"):
-        text += f" · {st['lastError']}"
-    if state == "backoff" and st.get("nextAttemptInS") is not None:
-        text += f" · retry in {st['nextAttemptInS']}s"
-    if st.get("note"):
-        text += f" · {st['note']}"
-    return text
-
-
-# --- connect -------------------------------------------------------------------------------------
-
-
-def cmd_connect(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    profile = _profile(args.name)
-    if args.local_port:
-        profile = replace(profile, local_port=args.local_port)
-    return asyncio.run(_connect(profile, args.accept_new))
-
-
-async def _connect(profile: Any, accept_new: bool) -> int:
-    from . import status as status_file
-    from .engine import machine as m
-    from .engine.hostkeys import HostKeyUnknown, remember
-    from .engine.lock import InstanceLock
-    from .engine.portguard import make_port_guard
-    from .engine.runner import Supervisor
-
-    lock = InstanceLock(profile.name)
-    lock.acquire()
-    printed: list[str] = []
-
-    def show(st: dict[str, Any]) -> None:
-        key = f"{st['state']}|{st.get('degraded')}|{st.get('lastError')}"
-        if printed and printed[-1] == key:
-            return
-        printed.append(key)
-        print(_line(st), flush=True)
-
-    sup = Supervisor(
-        profile,
-        lambda: _secret_for(profile)[0],
-        accept_new=accept_new,
-        on_change=show,
-        port_guard=make_port_guard(lambda: _secret_for(profile)[0]),
-    )
-    sup.add_listener(lambda st: status_file.publish(profile.name, st))
-    fatal: list[m.Snapshot] = []
-
-    def watch(st: dict[str, Any]) -> None:
-        if st["state"] == "fatal":
-            fatal.append(sup.snapshot)
-            sup.quit()
-
-    sup.add_listener(watch)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, sup.quit)
-    try:
-        while True:
-            fatal.clear()
-            await sup.run()
-            cause = sup.last_cause
-            if fatal and isinstance(cause, HostKeyUnknown) and sys.stdin.isatty():
-                print(f"clawd: {cause}")
-                answer = await asyncio.to_thread(input, "Trust this host key and continue? [y/N] ")
-                if answer.strip().lower() in ("y", "yes"):
-                    remember(cause.known_hosts, cause.host, cause.port, cause.key)
-                    print(f"added to {cause.known_hosts}")
-                    sup.last_cause = None
-                    continue
-            break
-    finally:
-        status_file.clear(profile.name)
-        lock.release()
-    if fatal:
-        cause = sup.last_cause
-        message = cause.render() if isinstance(cause, UserError) else (sup.snapshot.last_error or "stopped")
-        print(f"clawd: {message}", file=sys.stderr)
-        return (
-            getattr(cause, "exit_code", EXIT_NEEDS_USER) if isinstance(cause, UserError) else EXIT_NEEDS_USER
-        )
-    return EXIT_OK
-
-
-# --- status / health / doctor --------------------------------------------------------------------
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from . import status as status_file
-
-    entries = [e for e in status_file.read_all() if args.name in (None, e.get("profile"))]
-    if args.json:
-        print(json.dumps({"tunnels": entries}, indent=2))
-    elif not entries:
-        print(
-            "no tunnel is running"
-            + (f" for {args.name}" if args.name else "")
-            + " (start one: clawd connect)"
-        )
-    else:
-        for e in entries:
-            since = time.strftime("%H:%M:%S", time.localtime(e.get("since") or 0))
-            line = f"{e['profile']}: {e['state']}"
-            if e.get("degraded"):
-                line += f" ({e['degraded']})"
-            line += f" since {since} · {e['localUrl']} → {e.get('target')}"
-            print(line)
-            if e.get("latencyMs") is not None:
-                print(
-                    f"  latency {e['latencyMs']} ms · reconnects {e.get('reconnects', 0)} · "
-                    f"pid {e.get('pid')}"
-                )
-            if e.get("lastError"):
-                print(f"  last error: {e['lastError']}")
-            if e.get("note"):
-                print(f"  note: {e['note']}")
-            for hop in e.get("hops") or []:
-                mark = "ok " if hop.get("ok") else "FAIL"
-                print(f"  [{mark}] {hop.get('hop', '?'):<9} {hop.get('detail', '')}")
-                if not hop.get("ok") and hop.get("fix"):
-                    print(f"         fix: {hop['fix']}")
-    running = [e for e in entries if e.get("running")]
-    if not running:
-        return EXIT_DOWN
-    return EXIT_OK if all(e["state"] == "healthy" for e in running) else EXIT_FAIL
+# --- health / doctor ------------------------------------------------------------------------------
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from .engine.probe import probe_gateway
+    from .engine import probe_gateway
 
     profile = None
     if args.name or not args.url:
@@ -307,23 +158,27 @@ def _print_health(args: argparse.Namespace, result: Any, url: str, secret: Secre
 
 
 def _running_url(name: str) -> str | None:
-    """The loopback URL a running supervisor for this profile serves (it may have moved off a taken
-    port); None when none runs or it serves no local port (--no-relay)."""
-    from . import status as status_file
+    """The loopback URL the agent serves for this profile (it may have moved off a taken port);
+    None when no agent runs, the profile is not up, or it serves no local port (--no-relay)."""
+    from . import api
 
-    for e in status_file.read_all():
-        url = str(e.get("localUrl") or "")
-        if e.get("profile") == name and e.get("running") and url.startswith("ws://127.0.0.1:"):
-            return url
-    return None
+    client = api.running()
+    if client is None:
+        return None
+    with client:
+        try:
+            states = client.statuses((name,))
+        except UserError:
+            return None
+    url = states[0].local_url if states else ""
+    return url if url.startswith("ws://127.0.0.1:") else None
 
 
 def _health_url_profile(args: argparse.Namespace, profile: Any) -> int:
     """tailscale/direct with no supervisor running: check the gateway itself, with the profile's
     Tailscale checks and TLS settings (and its refusal of plain ws:// off the tailnet)."""
     from .doctor import probe_url_profile
-    from .engine.paths import UrlPath
-    from .engine.ssh import TunnelError
+    from .engine import TunnelError, UrlPath
 
     secret, _ = _secret_for(profile)
 

@@ -252,6 +252,9 @@ def cmd_profile_add(args: argparse.Namespace) -> int:
 
 
 def _save_added(args: argparse.Namespace, profile: Profile) -> int:
+    from .profiles import validate
+
+    profile = validate(replace(profile, hold=args.hold, autoconnect=not args.no_autoconnect))
     store = ProfileStore()
     store.add(profile, replace_existing=args.replace)
     out = _out()
@@ -580,6 +583,18 @@ def register(subparsers: Any) -> None:
     )
     add.add_argument("--known-hosts", metavar="FILE", help="known_hosts file (default ~/.ssh/known_hosts)")
     add.add_argument("--keepalive", type=float, metavar="SECONDS", help="SSH keepalive interval (default 1)")
+    add.add_argument(
+        "--hold",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a client connecting while the path is down is held (default 30; 0 refuses at once)",
+    )
+    add.add_argument(
+        "--no-autoconnect",
+        action="store_true",
+        help="the agent does not bring this profile back up after a restart or reboot",
+    )
     add.add_argument("--replace", action="store_true", help="overwrite a profile with the same name")
     add.set_defaults(func=cmd_profile_add)
 

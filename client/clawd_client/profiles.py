@@ -22,7 +22,14 @@ METHODS = ("ssh", "tailscale", "direct")
 AUTH_MODES = ("token", "password")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PROFILES_FILE = "profiles.json"
-_QUIET_DEFAULTS: dict[str, Any] = {"ca_file": None, "relay": True, "allow_insecure_ws": False}
+_QUIET_DEFAULTS: dict[str, Any] = {
+    "ca_file": None,
+    "relay": True,
+    "allow_insecure_ws": False,
+    "hold": 30.0,
+    "autoconnect": True,
+}
+MAX_HOLD_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ class Profile:
     ca_file: str | None = None  # wss: extra PEM CA(s) to trust besides the system store
     relay: bool = True  # direct/tailscale: serve the gateway on ws://127.0.0.1:local_port too
     allow_insecure_ws: bool = False  # direct: plain ws:// to a host off loopback and the tailnet
+    hold: float = 30.0  # seconds a client connecting while the path is down waits (0: refuse at once)
+    autoconnect: bool = True  # the agent brings this profile back up after a restart if it was up
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -110,6 +119,14 @@ def validate(p: Profile) -> Profile:
             raise ConfigError(f"{key}: ssh host {p.ssh.host!r} is not a host name", key="ssh.host")
     if p.method in ("tailscale", "direct"):
         _validate_url(p, key)
+    if isinstance(p.hold, bool) or not isinstance(p.hold, int | float) or not 0 <= p.hold <= MAX_HOLD_S:
+        raise ConfigError(
+            f"{key}: hold {p.hold!r} is not a number of seconds from 0 to {MAX_HOLD_S:g}",
+            key="hold",
+            fix="--hold 30 (0 refuses connections at once while the path is down)",
+        )
+    if not isinstance(p.autoconnect, bool):
+        raise ConfigError(f"{key}: autoconnect {p.autoconnect!r} is not true or false", key="autoconnect")
     if p.keepalive_interval <= 0 or p.keepalive_count < 1:
         raise ConfigError(f"{key}: keepalive must be > 0", key="keepalive_interval")
     return p

@@ -20,6 +20,7 @@ from clawd_gateway.errors import ConfigError, UserError
 
 from ..profiles import Profile, url_target
 from . import tailscale as ts
+from .listener import Opener
 from .relay import Relay, Upstream, describe_error, open_upstream, tls_context
 from .ssh import TunnelError, open_tunnel, resolve_target
 
@@ -33,12 +34,17 @@ StateReader = Callable[[], Awaitable[ts.TailscaleState]]
 
 @dataclass
 class Opened:
-    """What an open path gives the runner."""
+    """What an open path gives the runner.
 
-    local_port: int | None  # the loopback port clients use (None: no local listener)
-    client_url: str  # what tools should connect to
-    probe_url: str  # where the supervisor's health probe goes
+    A path that serves the profile's local port hands over `open_stream`: the runner's listener
+    (engine/listener.py), bound from up to down, calls it once per client connection. A path
+    with no local listener (a direct URL with the relay turned off) names the URL clients use
+    and where the probe goes instead."""
+
     close: Callable[[], Awaitable[None]]
+    open_stream: Opener | None = None
+    client_url: str | None = None  # clients use this instead of our local port
+    probe_url: str | None = None  # the probe's URL when there is no local listener
     peer: tuple[str, int] | None = None  # the far end we dialled, for the reachability watch
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -52,7 +58,7 @@ class Path(Protocol):
 
     def target(self) -> str: ...
 
-    async def open(self, on_lost: Callable[[str], None], local_port: int, accept_new: bool) -> Opened: ...
+    async def open(self, on_lost: Callable[[str], None], accept_new: bool) -> Opened: ...
 
     async def watch(self) -> str: ...
 
@@ -89,16 +95,13 @@ class SshPath:
     def target(self) -> str:
         return self.profile.ssh.display() if self.profile.ssh else "-"
 
-    async def open(self, on_lost: Callable[[str], None], local_port: int, accept_new: bool) -> Opened:
-        tunnel = await open_tunnel(
-            self.profile, on_lost=on_lost, accept_new=accept_new, local_port=local_port
-        )
+    async def open(self, on_lost: Callable[[str], None], accept_new: bool) -> Opened:
+        tunnel = await open_tunnel(self.profile, on_lost=on_lost, accept_new=accept_new)
         peer = tunnel.conn.get_extra_info("peername")
         last = None
         if isinstance(peer, tuple) and len(peer) >= 2 and not (self.profile.ssh and self.profile.ssh.jump):
             last = (str(peer[0]), int(peer[1]))
-        url = f"ws://127.0.0.1:{tunnel.local_port}"
-        return Opened(tunnel.local_port, url, url, tunnel.close, last)
+        return Opened(tunnel.close, tunnel.open_stream, peer=last, extra={"cipher": tunnel.cipher})
 
     async def watch(self) -> str:
         await asyncio.Event().wait()  # asyncssh's keepalive reports a dead link through on_lost
@@ -243,29 +246,21 @@ class UrlPath:
         what = "TLS verified" if up.tls is not None else "accepts connections"
         self._set_hop(ts.HopCheck(name, True, f"{up.describe()} {what}"))
 
-    async def open(self, on_lost: Callable[[str], None], local_port: int, accept_new: bool) -> Opened:
+    async def open(self, on_lost: Callable[[str], None], accept_new: bool) -> Opened:
         up = await self.resolve()
         self.upstream = up
         await self.check_upstream(up)
         if self.binds_local_port:
-            relay = Relay(up)
-            try:
-                port = await relay.start(local_port)
-            except OSError as exc:
-                raise TunnelError(
-                    f"cannot listen on 127.0.0.1:{local_port}: {exc.strerror or exc}", fatal=False
-                ) from None
-            url = f"ws://127.0.0.1:{port}"
-            self._set_hop(ts.HopCheck("relay", True, f"{url} relays to {up.describe()}"))
-            return Opened(port, url, url, relay.close, (up.host, up.port), {"relay": relay})
+            self._set_hop(ts.HopCheck("relay", True, f"{self.profile.local_url} relays to {up.describe()}"))
+            return Opened(_nothing, lambda: open_upstream(up), peer=(up.host, up.port))
+        url = self.profile.url or ""
         if up.tls is None:
-            return Opened(None, self.profile.url or "", self.profile.url or "", _nothing, (up.host, up.port))
+            return Opened(_nothing, client_url=url, probe_url=url, peer=(up.host, up.port))
         # No listener for clients, but the probe still needs our TLS settings: a private one.
         private = Relay(up)
         port = await private.start(0)
-        return Opened(
-            None, self.profile.url or "", f"ws://127.0.0.1:{port}", private.close, (up.host, up.port)
-        )
+        probe = f"ws://127.0.0.1:{port}"
+        return Opened(private.close, client_url=url, probe_url=probe, peer=(up.host, up.port))
 
     async def watch(self) -> str:
         if self.kind != "tailscale":

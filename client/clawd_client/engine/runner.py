@@ -24,15 +24,17 @@ from clawd_gateway.secret import Secret
 
 from ..profiles import Profile
 from . import machine as m
+from .listener import HeldListener
 from .paths import Opened, SshPath, UrlPath, path_for
 from .probe import ProbeResult, probe_gateway
 from .ssh import TunnelError
+from .state import Hop, TunnelStatus
 from .wake import detect, take_sample
 
 log = logging.getLogger("clawd.engine")
 
 SecretProvider = Callable[[], "Secret | None"]
-Listener = Callable[[dict[str, Any]], None]
+Listener = Callable[[TunnelStatus], None]
 WAKE_POLL_S = 2.0
 
 
@@ -62,6 +64,9 @@ class Supervisor:
         self._tunnel: Opened | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self.client_url: str | None = None  # set when clients use something else than our port
+        # Bound at the first connect and kept until shutdown, across reconnects: the port never
+        # goes free during a blip, and clients arriving meanwhile are held (engine/listener.py).
+        self.listener: HeldListener | None = None
         self._open_task: asyncio.Task[None] | None = None
         self._probe_task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -168,6 +173,8 @@ class Supervisor:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._open_task = self._probe_task = self._watch_task = None
+        if self.listener is not None:
+            self.listener.set_opener(None)  # from now on, new clients wait for the next path
         if self._tunnel is not None:
             tunnel, self._tunnel = self._tunnel, None
             await tunnel.close()
@@ -177,23 +184,11 @@ class Supervisor:
             self._queue.put_nowait((gen, m.LinkLost(self.now(), reason)))
 
         try:
-            local_port = self.profile.local_port
-            if self._port_guard is not None and self.path.binds_local_port:
-                try:
-                    decision = await self._port_guard(self.profile)
-                except UserError as exc:  # e.g. no free port at all, or a take-over that failed
-                    raise TunnelError(str(exc), fatal=True, cause=exc) from None
-                if decision is not None:
-                    kind, port, note = decision
-                    self.note = note
-                    if kind == "reuse":
-                        self.local_port = port
-                        self._reusing = True
-                        self._queue.put_nowait((gen, m.Connected(self.now())))
-                        return
-                    local_port = port
+            unbound = self.listener is None or not self.listener.bound
+            if self.path.binds_local_port and unbound and await self._bind_listener(gen):
+                return  # serving through someone else's working tunnel on our port
             self._reusing = False
-            tunnel = await self.path.open(lost, local_port, self.accept_new)
+            tunnel = await self.path.open(lost, self.accept_new)
         except TunnelError as exc:
             self.last_cause = exc.cause or exc
             self._network_failure = exc.network
@@ -215,13 +210,41 @@ class Supervisor:
         self._network_failure = False
         if tunnel.peer is not None:
             self._last_peer = tunnel.peer
-        if tunnel.local_port is not None:
-            self.local_port = tunnel.local_port
+        if self.listener is not None and self.listener.bound and tunnel.open_stream is not None:
+            self.listener.set_opener(tunnel.open_stream)
             self.client_url = None
         else:
             self.client_url = tunnel.client_url
         self._watch_task = asyncio.create_task(self._watch_path(gen), name="clawd-path-watch")
         self._queue.put_nowait((gen, m.Connected(self.now())))
+
+    async def _bind_listener(self, gen: int) -> bool:
+        """Take the local port (through the port guard: reuse, take over, or move aside); True
+        when a working tunnel of someone else's already serves it and we reuse that instead."""
+        local_port = self.profile.local_port
+        if self._port_guard is not None:
+            try:
+                decision = await self._port_guard(self.profile)
+            except UserError as exc:  # e.g. no free port at all, or a take-over that failed
+                raise TunnelError(str(exc), fatal=True, cause=exc) from None
+            if decision is not None:
+                kind, port, note = decision
+                self.note = note
+                if kind == "reuse":
+                    self.local_port = port
+                    self._reusing = True
+                    self._queue.put_nowait((gen, m.Connected(self.now())))
+                    return True
+                local_port = port
+        listener = HeldListener(self.profile.hold)
+        try:
+            self.local_port = await listener.bind(local_port)
+        except OSError as exc:
+            raise TunnelError(
+                f"cannot listen on 127.0.0.1:{local_port}: {exc.strerror or exc}", fatal=False
+            ) from None
+        self.listener = listener
+        return False
 
     async def _watch_path(self, gen: int) -> None:
         """The path's own link check (e.g. Tailscale logged out, peer offline) while it is open."""
@@ -237,7 +260,7 @@ class Supervisor:
 
     async def _probe(self, gen: int) -> None:
         url = f"ws://127.0.0.1:{self.local_port}"
-        if self._tunnel is not None and not self._reusing:
+        if self._tunnel is not None and not self._reusing and self._tunnel.probe_url:
             url = self._tunnel.probe_url
         try:
             # Off the loop: a locked keyring may block on an unlock prompt, and keepalives must not.
@@ -263,9 +286,9 @@ class Supervisor:
             assert result.failure is not None
             self.detail_code = result.detail_code
             message = result.message
-            relay = self._tunnel.extra.get("relay") if self._tunnel is not None else None
-            if result.failure is m.ProbeFailure.UNREACHABLE and getattr(relay, "last_error", None):
-                message += f" (relay to {relay.last_error})"  # the relay saw why: refused, TLS, ...
+            why = self.listener.last_error if self.listener is not None else None
+            if result.failure is m.ProbeFailure.UNREACHABLE and why:
+                message += f" (upstream: {why})"  # the listener saw why: refused, TLS, ...
             self._queue.put_nowait((gen, m.ProbeFailed(self.now(), result.failure, message)))
 
     def _update_reach_watch(self) -> None:
@@ -310,6 +333,9 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._wake_task
         await self._close_tunnel()
+        if self.listener is not None:
+            listener, self.listener = self.listener, None
+            await listener.close()
         if self.snapshot.state is not m.State.STOPPED:
             self.snapshot = m.Snapshot(
                 state=m.State.STOPPED, since=self.now(), reconnects=self.snapshot.reconnects
@@ -319,32 +345,42 @@ class Supervisor:
 
     # -- publication ----------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> TunnelStatus:
         s = self.snapshot
         p = self.profile
-        return {
-            "profile": p.name,
-            "pid": os.getpid(),
-            "method": p.method,
-            "target": self.path.target(),
-            "localUrl": self.client_url or f"ws://127.0.0.1:{self.local_port}",
-            "relay": self.path.binds_local_port if p.method != "ssh" else None,
-            "upstream": self.path.upstream_json(),
-            "hops": [h.to_json() for h in self.path.hops],
-            "state": s.state.value,
-            "degraded": s.degraded.value if s.degraded else None,
-            "since": self._wall_since,
-            "lastError": s.last_error,
-            "detailCode": self.detail_code,
-            "latencyMs": round(s.latency_ms, 1) if s.latency_ms is not None else None,
-            "reconnects": s.reconnects,
-            "attempts": s.attempts,
-            "nextAttemptInS": round(max(0.0, s.next_attempt_at - self.now()), 1)
+        lst = self.listener
+        hops = tuple(Hop(h.name, h.ok, h.detail, h.fix) for h in self.path.hops)
+        needs, fp, fix = needs_user(p.name, s, self.last_cause)
+        return TunnelStatus(
+            needs_user=needs,
+            fingerprint=fp,
+            fix=fix,
+            exit_code=_exit_code(self.last_cause) if s.state is m.State.FATAL else None,
+            profile=p.name,
+            pid=os.getpid(),
+            method=p.method,
+            target=self.path.target(),
+            local_url=self.client_url or f"ws://127.0.0.1:{self.local_port}",
+            active_path=p.method if s.state.value in ("forwarding", "healthy", "degraded") else None,
+            relay=self.path.binds_local_port if p.method != "ssh" else None,
+            upstream=self.path.upstream_json(),
+            hops=hops,
+            state=s.state.value,
+            degraded=s.degraded.value if s.degraded else None,
+            since=self._wall_since,
+            last_error=s.last_error,
+            detail_code=self.detail_code,
+            latency_ms=round(s.latency_ms, 1) if s.latency_ms is not None else None,
+            reconnects=s.reconnects,
+            attempts=s.attempts,
+            next_attempt_in_s=round(max(0.0, s.next_attempt_at - self.now()), 1)
             if s.next_attempt_at
             else None,
-            "note": self.note,
-            "server": self.server,
-        }
+            note=self.note,
+            server=self.server,
+            held=lst.held if lst is not None else 0,
+            connections=lst.active if lst is not None else 0,
+        )
 
     def _publish(self) -> None:
         data = self.status()
@@ -353,3 +389,29 @@ class Supervisor:
                 fn(data)
             except Exception:  # a broken listener (UI) must not stop the engine
                 log.exception("status listener failed")
+
+
+def needs_user(profile: str, s: m.Snapshot, cause: BaseException | None) -> tuple[str | None, ...]:
+    """(kind, fingerprint, fix) when only the user can move this tunnel on, else Nones."""
+    from .hostkeys import HostKeyChanged, HostKeyUnknown, fingerprint
+
+    if s.state is m.State.DEGRADED and s.degraded is m.Degraded.AUTH:
+        return "gateway-auth", None, f"store the gateway's current secret: clawd secret set {profile}"
+    if s.state is not m.State.FATAL:
+        return None, None, None
+    if isinstance(cause, HostKeyUnknown):
+        fix = (
+            "compare it with the server's (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then "
+            f"trust it: clawd up {profile} --accept-new"
+        )
+        return "host-key-unknown", fingerprint(cause.key), fix
+    if isinstance(cause, HostKeyChanged):
+        return "host-key-changed", fingerprint(cause.key), cause.fix
+    message = s.last_error or str(cause or "")
+    if "authentication" in message and "refused" in message:
+        return "ssh-auth", None, "check the profile's --identity and the server's authorized_keys"
+    return "setup", None, getattr(cause, "fix", None) or f"run: clawd doctor {profile}"
+
+
+def _exit_code(cause: BaseException | None) -> int:
+    return int(cause.exit_code) if isinstance(cause, UserError) else 4

@@ -1,4 +1,5 @@
-"""The SSH leg: asyncssh connect + local forward, with errors sorted into fatal and transient.
+"""The SSH leg: asyncssh connect + one direct-tcpip channel per client, errors sorted into fatal
+and transient.
 
 Only this module knows about asyncssh. It reports link loss through a callback, and every
 failure comes out as TunnelError with `fatal` set when retrying cannot help (auth refused,
@@ -15,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncssh
-
 from clawd_gateway.errors import UserError
 
+from .._asyncssh import asyncssh
 from ..profiles import Profile
 from .hostkeys import HostKeyPolicy, default_known_hosts
 
@@ -67,18 +67,21 @@ class _Client(asyncssh.SSHClient):
 
 @dataclass
 class Tunnel:
+    """A logged-in SSH connection; each client connection becomes one direct-tcpip channel on it."""
+
     conn: asyncssh.SSHClientConnection
-    listeners: list[asyncssh.SSHListener]
-    local_port: int
     client: _Client
     target: str
+    remote: tuple[str, int]
     cipher: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    async def open_stream(self) -> tuple[asyncssh.SSHReader[bytes], asyncssh.SSHWriter[bytes]]:
+        """One channel to the gateway (what `ssh -L` does per accepted connection)."""
+        return await self.conn.open_connection(*self.remote)
+
     async def close(self) -> None:
         self.client.closing = True
-        for lst in self.listeners:
-            lst.close()
         self.conn.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.conn.wait_closed(), 5)
@@ -124,9 +127,8 @@ async def open_tunnel(
     *,
     on_lost: Callable[[str], None],
     accept_new: bool = False,
-    local_port: int | None = None,
 ) -> Tunnel:
-    """Connect and forward 127.0.0.1:local_port (and [::1] when possible) to the remote gateway."""
+    """Log in; the local listener (engine/listener.py) opens one channel per client through it."""
     assert profile.ssh is not None
     known = Path(profile.ssh.known_hosts).expanduser() if profile.ssh.known_hosts else default_known_hosts()
     policy = HostKeyPolicy(known, accept_new=accept_new)
@@ -166,27 +168,8 @@ async def open_tunnel(
         network = isinstance(exc, OSError) and not isinstance(exc, TimeoutError | asyncio.TimeoutError)
         raise TunnelError(f"SSH to {target} failed: {reason}", fatal=False, network=network) from None
 
-    port = profile.local_port if local_port is None else local_port
-    listeners: list[asyncssh.SSHListener] = []
-    try:
-        first = await conn.forward_local_port("127.0.0.1", port, profile.remote_host, profile.remote_port)
-        listeners.append(first)
-        port = first.get_port()
-        with contextlib.suppress(OSError):
-            listeners.append(
-                await conn.forward_local_port("::1", port, profile.remote_host, profile.remote_port)
-            )
-    except OSError as exc:
-        client.closing = True
-        conn.close()
-        raise TunnelError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", fatal=False) from None
-    except BaseException:  # cancelled mid-setup: never leave a logged-in connection or listener behind
-        client.closing = True
-        for lst in listeners:
-            lst.close()
-        conn.close()
-        raise
     client.established = True
     if conn.is_closed():  # lost between login and now: report it as a failed connect
         raise TunnelError(f"SSH connection to {target} closed right after login", fatal=False)
-    return Tunnel(conn, listeners, port, client, target, conn.get_extra_info("send_cipher"))
+    remote = (profile.remote_host, profile.remote_port)
+    return Tunnel(conn, client, target, remote, conn.get_extra_info("send_cipher"))

@@ -1,0 +1,95 @@
+"""Running the agent: one per user, refusing to start beside another, until a signal or `shutdown`.
+
+Why an OS lock beside the socket: the socket file alone cannot tell a live agent from a dead one's
+leftover; the kernel drops the lock when the agent dies however it dies, so a crash never blocks
+the next start, and a second agent is refused with the first one's pid and socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+
+from clawd_gateway.errors import UserError
+
+from .. import __version__
+from ..engine import AlreadyRunning, InstanceLock
+from ..paths import agent_socket, runtime_dir
+from .host import AgentHost
+from .protocol import API_VERSION
+from .server import ControlServer
+
+log = logging.getLogger("clawd.agent")
+
+
+class AgentRunning(UserError):
+    """A second agent for the same user."""
+
+    def __init__(self, pid: int | None, socket: str) -> None:
+        who = f"pid {pid}" if pid else "another process"
+        super().__init__(
+            f"a clawd agent is already running ({who}, socket {socket})",
+            fix="use it (clawd status), or stop it first: clawd agent --stop",
+        )
+
+
+def _lock() -> InstanceLock:
+    directory = runtime_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(directory, 0o700)
+    lock = InstanceLock("agent", directory=directory)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        raise AgentRunning(exc.pid, str(agent_socket())) from None
+    return lock
+
+
+async def serve() -> int:
+    lock = _lock()
+    try:
+        host = AgentHost()
+        path = agent_socket()
+        info = {
+            "pid": os.getpid(),
+            "version": __version__,
+            "api": API_VERSION,
+            "socket": str(path),
+            "started": time.time(),
+        }
+        server = ControlServer(host, path, info=info)
+        await server.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, server.stopping.set)
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: None)  # a closed terminal is no reason to stop
+        log.info("clawd agent %s listening on %s (pid %d)", __version__, path, os.getpid())
+        restored = await host.restore()
+        if restored:
+            log.info("brought back up: %s", ", ".join(restored))
+        await server.stopping.wait()
+        log.info("stopping: %d tunnel(s) down", len(host.tunnels))
+        await server.close()
+        await host.close()
+    finally:
+        lock.release()
+    return 0
+
+
+def run_foreground() -> int:
+    logging.basicConfig(
+        level=logging.INFO if not os.environ.get("CLAWD_DEBUG") else logging.DEBUG,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    return asyncio.run(serve())
+
+
+__all__ = ["AgentRunning", "run_foreground", "serve"]
