@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import sys
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,14 +177,25 @@ def test_disabled_ui_serves_nothing():
     assert route("GET", "/", off).status == 404 and route("GET", "/app.js", off).status == 404
 
 
+def load_toml(path: Path) -> dict[str, Any]:
+    """tomllib from Python 3.11 on. On 3.10 (still supported) tomli: the package if installed, else
+    the copy pip vendors (a venv made by `python -m venv` has pip), so the check below runs on
+    every supported Python instead of skipping on one."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            from pip._vendor import tomli as tomllib
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
 def test_package_data_ships_every_ui_file():
     """A non-editable install gets the UI only if pyproject's package-data globs cover each file."""
-    if sys.version_info < (3, 11):
-        pytest.skip("tomllib needs Python 3.11")
-    import tomllib
-
     pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
-    globs = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["clawd_gateway"]
+    globs = load_toml(pyproject)["tool"]["setuptools"]["package-data"]["clawd_gateway"]
     for name in SHIPPED:
         assert any(fnmatch.fnmatch(f"ui/{name}", g) for g in globs), f"ui/{name} is not in package-data"
 

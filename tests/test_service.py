@@ -20,6 +20,7 @@ import signal
 import stat
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -251,15 +252,26 @@ def test_unsafe_or_unresolvable_config_installs_nothing(svc_env, tmp_path):
 
 
 def test_unit_from_a_venv_names_the_venv_python(svc_env, tmp_path):
-    """pipx and venvs: ExecStart must be the venv's bin/python (a symlink), never its target."""
+    """pipx and venvs: ExecStart must be the venv's bin/python (a symlink), never its target.
+
+    The inner venv gets clawd from the environment running the tests (a .pth file adding its
+    site-packages, whose own .pth files bring the editable install), not --system-site-packages:
+    that would show the base interpreter's site-packages, where clawd is not installed."""
     venv = tmp_path / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
-        check=True,
-        timeout=60,
-    )
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
     vpy = venv / "bin" / "python"
     assert vpy.is_symlink()
+    inner_site = subprocess.run(
+        [str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
+    outer = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    (Path(inner_site) / "clawd-under-test.pth").write_text(
+        "".join(f"import site; site.addsitedir({d!r})\n" for d in outer)
+    )
     proc = subprocess.run(
         [str(vpy), "-m", "clawd_gateway", "install-service", "--user", "--print"],
         capture_output=True,
@@ -568,8 +580,11 @@ def test_gateway_runs_under_memory_deny_write_execute_and_private_proc(svc_env, 
         "os.execv(sys.argv[1], sys.argv[1:])\n"
     )
     probe = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-c", check], timeout=30)
-    if probe.returncode == 99:
-        pytest.skip("the kernel has no PR_SET_MDWE (Linux < 6.3); MemoryDenyWriteExecute cannot be emulated")
+    # What it needs: prctl(PR_SET_MDWE), in Linux since 6.3 (CI's kernel has it).
+    require(
+        probe.returncode != 99,
+        "the kernel has no PR_SET_MDWE (Linux < 6.3); MemoryDenyWriteExecute cannot be emulated",
+    )
     assert probe.returncode == 0, "PR_SET_MDWE did not survive exec or did not refuse a W+X mapping"
     token, port = "mdwe-token-0123456789abcdef0123", free_port()
     gateway = [

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from tests.support.fake_tailscale import FakeTailscale
 from tests.support.servers import free_port, gateway_process
+from tests.support.skip_policy import skip_on_platform
 from tests.support.wsclient import handshake
 
 from clawd_gateway.tailscale.parse import classify_failure, parse_serve_config, parse_status
@@ -279,8 +280,10 @@ SCENARIOS = {
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_tailscale_failures_are_fatal_with_the_fix(tmp_path, fake, name):
     mode, arrange, words, fix = SCENARIOS[name]
+    fake.set_serve_config(copy.deepcopy(USER_CONFIG))  # the user's own entries must survive exactly
     arrange(fake)
     before = fake.serve_config()
+    assert before == USER_CONFIG
     port = free_port()
     auth = {"OPENCLAW_GATEWAY_PASSWORD": PASSWORD} if mode == "funnel" else {"OPENCLAW_GATEWAY_TOKEN": TOKEN}
     args = ["--tailscale", mode, "--port", str(port)] + (["--auth", "password"] if mode == "funnel" else [])
@@ -290,7 +293,7 @@ def test_tailscale_failures_are_fatal_with_the_fix(tmp_path, fake, name):
     fix_line = proc.stderr.split("fix:", 1)[1]
     assert fix in fix_line, proc.stderr
     assert "Traceback" not in proc.stderr and TOKEN not in proc.stderr and PASSWORD not in proc.stderr
-    assert fake.serve_config() == before or not (fake.serve_config() or {}).get("Web")
+    assert fake.serve_config() == before  # exactly as it was: nothing added, nothing half-undone
     assert not (tmp_path / "state" / "tailscale-serve.json").exists()  # nothing recorded as ours
     assert port_is_free(port)
 
@@ -304,7 +307,7 @@ def test_no_tailscale_binary(tmp_path):
         {"PATH": f"{empty}{os.pathsep}/usr/bin:/bin", "OPENCLAW_GATEWAY_TOKEN": TOKEN},
     )
     if Path("/Applications/Tailscale.app/Contents/MacOS/Tailscale").exists():  # pragma: no cover
-        pytest.skip("the macOS app bundle is installed here")
+        skip_on_platform("darwin", "the macOS app bundle is installed here")
     assert proc.returncode == 78 and "not on PATH" in proc.stderr and "tailscale.com/download" in proc.stderr
 
 
