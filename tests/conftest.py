@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from tests.support import skip_policy
-from tests.support.clientcli import isolated_env
+from tests.support.clientcli import isolated_env, stop_agent
 from tests.support.keyring_session import secret_service  # noqa: F401  (the real keyring, shared)
 from tests.support.openclaw_peer import Peer, require_peer
 from tests.support.servers import (
@@ -44,9 +44,12 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def client_env(tmp_path: Path, secret_service) -> dict[str, str]:  # noqa: F811
-    """The environment for running `clawd`: a real keyring, home/config/state under tmp_path."""
-    return isolated_env(tmp_path, secret_service.env)
+def client_env(tmp_path: Path, secret_service) -> Iterator[dict[str, str]]:  # noqa: F811
+    """The environment for running `clawd`: a real keyring, home/config/state under tmp_path.
+    An agent that the test started (any `clawd up`/`connect` starts one) is stopped after it."""
+    env = isolated_env(tmp_path, secret_service.env)
+    yield env
+    stop_agent(env)
 
 
 @pytest.fixture(scope="session")

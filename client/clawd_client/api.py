@@ -97,10 +97,11 @@ class AgentClient:
         data = json.loads(line)
         return data if isinstance(data, dict) else None
 
-    def request(self, op: str, timeout: float = REQUEST_TIMEOUT_S, **params: Any) -> dict[str, Any]:
+    def request(self, op: str, *, reply_within: float = REQUEST_TIMEOUT_S, **params: Any) -> dict[str, Any]:
         """One request, its reply; events that arrive meanwhile are kept for `events()`."""
         self._next_id += 1
         rid = self._next_id
+        timeout = reply_within
         self.sock.settimeout(timeout)
         self.sock.sendall(encode_request(op, rid, **params))
         deadline = time.monotonic() + timeout

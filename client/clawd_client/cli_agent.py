@@ -138,7 +138,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.local_port:
         params["local_port"] = args.local_port
     with api.ensure_agent() as client:
-        reply = client.request("up", timeout=args.timeout + 10, **params)
+        reply = client.request("up", reply_within=args.timeout + 10, **params)
     results = reply.get("results") or []
     code = max((int(r.get("exit") or 0) for r in results), default=EXIT_OK)
     if args.json:

@@ -101,3 +101,34 @@ def connected(
         run.returncode = proc.wait(15)
         for t in threads:
             t.join(5)
+
+
+def agent_pid(env: Mapping[str, str]) -> int | None:
+    """The pid of the clawd agent running for this environment, from its lock record."""
+    import json
+
+    for lock in (Path(env["CLAWD_STATE_DIR"]) / "run").glob("agent.lock"):
+        try:
+            data = json.loads(lock.read_text().split("\0")[0] or "{}")
+        except (OSError, ValueError):
+            return None
+        pid = data.get("pid")
+        return pid if isinstance(pid, int) else None
+    return None
+
+
+def stop_agent(env: Mapping[str, str], timeout: float = 20.0) -> None:
+    """Stop the agent a test started (through the CLI, as a user would), and make sure it is gone."""
+    import psutil
+
+    pid = agent_pid(env)
+    clawd(["agent", "--stop"], env, timeout=timeout)
+    if pid is None:
+        return
+    try:
+        proc = psutil.Process(pid)
+        proc.wait(timeout)
+    except psutil.NoSuchProcess:
+        return
+    except psutil.TimeoutExpired:
+        proc.kill()
