@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from clawd_gateway import systemd
 from clawd_gateway.errors import UserError
 from clawd_gateway.paths import atomic_write
 
@@ -403,37 +404,14 @@ def _strip_env_prefix(argv: list[str]) -> list[str]:
     return argv
 
 
-_SYSTEMD_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
-
-
-def _systemd_quote(arg: str, *, expand_dollar: bool = True) -> str:
-    """systemd.syntax(7) quoting: double quotes with C escapes; `%` specifiers → `%%`, and in
-    Exec lines `$VAR` expansion → `$$`."""
-    text = arg if _SYSTEMD_SAFE.match(arg) else '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    text = text.replace("%", "%%")
-    return text.replace("$", "$$") if expand_dollar else text
-
-
-_SYSTEMD_UNSAFE_EXE = frozenset("\"'\\")  # systemd: "Executable name contains special characters"
-
-
 def systemd_exec(argv: Sequence[str]) -> str:
-    """An ExecStart value. The executable gets no `$` expansion (so no `$$`), and systemd refuses
-    one containing quotes or backslashes outright, so such a path is run through env(1)."""
-    args = list(argv)
-    if args and any(c in _SYSTEMD_UNSAFE_EXE for c in args[0]):
-        args.insert(0, ENV_PROGRAM)
-    return " ".join(_systemd_quote(a, expand_dollar=i > 0) for i, a in enumerate(args))
+    """An ExecStart value: clawd_gateway.systemd's quoting, shared with the gateway's own unit."""
+    return systemd.exec_line(argv)
 
 
 def parse_systemd_exec(value: str) -> list[str]:
-    """Inverse of systemd_exec (minus an env(1) prefix), ignoring the `-@:+!` command prefixes."""
-    tokens = shlex.split(value.strip().lstrip("-@:+!"), posix=True)
-    args = [
-        t.replace("%%", "%") if i == 0 else t.replace("%%", "%").replace("$$", "$")
-        for i, t in enumerate(tokens)
-    ]
-    return _strip_env_prefix(args)
+    """Inverse of systemd_exec; also drops an `env VAR=...` prefix a hand-written unit may carry."""
+    return _strip_env_prefix(systemd.parse_exec(value))
 
 
 def unit_name(profile: str) -> str:
@@ -462,7 +440,7 @@ def systemd_unit(spec: Spec) -> str:
         f"ExecStart={systemd_exec(spec.argv)}",
     ]
     for name, value in spec.env:
-        lines.append(f"Environment={_systemd_quote(f'{name}={value}', expand_dollar=False)}")
+        lines.append(f"Environment={systemd.quote_environment(name, value)}")
     lines += [
         "Restart=on-failure",
         f"RestartSec={RESTART_SEC}",
