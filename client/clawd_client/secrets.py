@@ -11,7 +11,8 @@ with a message that names what was found and how to fix it; plaintext only with 
 
 Environment overrides (`OPENCLAW_GATEWAY_TOKEN` / `_PASSWORD`, and the seeds'
 `CLAWDBOT_GATEWAY_*`) win over the keyring, as in OpenClaw, and need no keyring at all, which
-is what headless CI and one-off shells want.
+is what headless CI and one-off shells want. Which variable wins among them is
+`clawd_gateway.secret_sources`' order (OPENCLAW_* before CLAWDBOT_*), the one the gateway uses.
 
 Secret values never reach logs, argv, exception messages or the profile file.
 """
@@ -32,6 +33,7 @@ from keyring.backends.chainer import ChainerBackend
 
 from clawd_gateway.errors import UserError
 from clawd_gateway.secret import Secret
+from clawd_gateway.secret_sources import env_vars, from_env, secret_from_env
 
 from .profiles import AUTH_MODES, Profile
 
@@ -40,11 +42,8 @@ KINDS: tuple[str, ...] = AUTH_MODES  # ("token", "password")
 ALLOW_PLAINTEXT_ENV = "CLAWD_ALLOW_PLAINTEXT_KEYRING"
 MAX_SECRET_CHARS = 1024  # Windows Credential Manager caps a blob at 2560 bytes (~1280 UTF-16 chars)
 
-# Most specific first: OpenClaw's names, then the seeds' Clawdbot names.
-ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
-    "token": ("OPENCLAW_GATEWAY_TOKEN", "CLAWDBOT_GATEWAY_TOKEN"),
-    "password": ("OPENCLAW_GATEWAY_PASSWORD", "CLAWDBOT_GATEWAY_PASSWORD"),
-}
+# Most specific first (OpenClaw's names, then the seeds'): derived, so it cannot drift.
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {kind: env_vars(kind) for kind in KINDS}
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _PLAINTEXT_MARKERS = ("alt.file", "plaintext")
@@ -326,12 +325,9 @@ def _username(name: str, kind: str) -> str:
 
 def env_override(kind: str, env: Mapping[str, str] | None = None) -> Secret | None:
     """The environment's secret for this auth kind, if any (empty values count as unset)."""
-    env = os.environ if env is None else env
-    for var in ENV_OVERRIDES.get(kind, ()):
-        value = env.get(var)
-        if value:
-            return Secret(value, f"env {var}")
-    return None
+    if kind not in ENV_OVERRIDES:
+        return None
+    return from_env(kind, os.environ if env is None else env)
 
 
 def stored_secret(name: str, kind: str, env: Mapping[str, str] | None = None) -> Secret | None:
@@ -413,6 +409,7 @@ __all__ = [
     "env_override",
     "get_secret",
     "is_plaintext",
+    "secret_from_env",
     "set_secret",
     "stored_secret",
     "usable_backend",

@@ -11,19 +11,16 @@ import asyncio
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
 from . import __version__, cli_nodes
-from .bind import is_loopback
 from .cli_audit import add_audit_parser, cmd_audit
-from .client import GatewayAuthError, GatewayCallError, GatewayError, open_session
-from .config import load_config
 from .errors import ConfigError, UserError, stdout_gone
+from .inspection import check_health, effective_config, gather_status
 from .log import setup_logging
-from .settings import GENERATED_TOKEN_FILE, Overrides, resolve_settings
+from .settings import Overrides, resolve_settings
+from .target import resolve_target
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DOWN = 0, 1, 2, 3
 SUBCOMMANDS = {"run", "health", "status", "config", "install-service", "uninstall-service", "nodes", "audit"}
@@ -80,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(health)
     health.add_argument("--url", help="gateway URL (default ws://127.0.0.1:<configured port>)")
     cred = health.add_mutually_exclusive_group()
-    cred.add_argument("--token", help="token (default: env OPENCLAW_GATEWAY_TOKEN, then config)")
-    cred.add_argument("--password", help="password (default: env OPENCLAW_GATEWAY_PASSWORD, then config)")
+    cred.add_argument("--token", help=cli_nodes.credential_help("token"))
+    cred.add_argument("--password", help=cli_nodes.credential_help("password"))
     health.add_argument("--json", action="store_true", help="machine-readable output")
     health.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds (default 10)")
 
@@ -204,94 +201,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --- health --------------------------------------------------------------------------------------
 
 
-def _client_credentials(args: argparse.Namespace, explicit_url: bool) -> tuple[str | None, str | None, str]:
-    """Flags, then env, then (for the local gateway only) config and the generated token."""
-    if args.token:
-        return args.token, None, "--token"
-    if args.password:
-        return None, args.password, "--password"
-    env = os.environ
-    for var in ("OPENCLAW_GATEWAY_TOKEN", "CLAWDBOT_GATEWAY_TOKEN"):
-        if env.get(var):
-            return env[var], None, f"env {var}"
-    for var in ("OPENCLAW_GATEWAY_PASSWORD", "CLAWDBOT_GATEWAY_PASSWORD"):
-        if env.get(var):
-            return None, env[var], f"env {var}"
-    if explicit_url:
-        return None, None, "none"
-    conf = load_config(args.config)
-    mode = conf.get("auth.mode")
-    tok, pw = conf.get("auth.token"), conf.get("auth.password")
-    if pw and (mode == "password" or not tok):
-        return None, pw, "config gateway.auth.password"
-    if tok:
-        return tok, None, "config gateway.auth.token"
-    from . import paths
-
-    gen = paths.state_dir(env) / GENERATED_TOKEN_FILE
-    try:
-        return gen.read_text(encoding="utf-8").strip(), None, f"generated token {gen}"
-    except OSError:
-        return None, None, "none"
-
-
-def _local_url(args: argparse.Namespace) -> str:
-    settings = resolve_settings(Overrides(config=args.config), create_token=False)
-    return f"ws://127.0.0.1:{settings.port}"
-
-
 def cmd_health(args: argparse.Namespace) -> int:
-    url = args.url or _local_url(args)
-    token, password, source = _client_credentials(args, explicit_url=bool(args.url))
-    result = asyncio.run(_health(url, token, password, args.timeout))
-    result["credentials"] = source
+    target = resolve_target(url=args.url, token=args.token, password=args.password, config=args.config)
+    result = asyncio.run(check_health(target, args.timeout))
+    result["credentials"] = target.source
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         _print_health(result)
     return int(result.get("exitCode", 0))
-
-
-async def _health(url: str, token: str | None, password: str | None, timeout: float) -> dict[str, Any]:
-    import time
-
-    out: dict[str, Any] = {"url": url}
-    try:
-        session = await open_session(url, token=token, password=password, timeout=timeout)
-    except GatewayError as exc:
-        out.update(ok=False, hop=exc.hop, exitCode=exc.exit_code, message=str(exc))
-        if isinstance(exc, (GatewayAuthError, GatewayCallError)):
-            out["error"] = exc.error.to_json()
-        if not token and not password and isinstance(exc, (GatewayAuthError, GatewayCallError)):
-            out["hint"] = (
-                "no token or password was given: pass --token/--password or set OPENCLAW_GATEWAY_TOKEN"
-            )
-        return out
-    try:
-        t0 = time.perf_counter()
-        payload = await session.call("health", {}, timeout=timeout)
-        rpc_ms = (time.perf_counter() - t0) * 1000
-    except GatewayError as exc:
-        out.update(ok=False, hop=exc.hop, exitCode=exc.exit_code, message=str(exc))
-        return out
-    finally:
-        await session.close()
-    healthy = isinstance(payload, dict) and payload.get("ok") is True
-    auth = session.hello.get("auth") if isinstance(session.hello.get("auth"), dict) else {}
-    out.update(
-        ok=healthy,
-        exitCode=0 if healthy else 1,
-        protocol=session.protocol,
-        server=session.hello.get("server", {}),
-        handshakeMs=round(session.connect_ms, 2),
-        rpcMs=round(rpc_ms, 2),
-        auth={"role": auth.get("role"), "scopes": auth.get("scopes"), "method": auth.get("method")},
-        health=payload,
-    )
-    if not healthy:
-        out["hop"] = "gateway"
-        out["message"] = "gateway reports not ok"
-    return out
 
 
 def _print_health(r: dict[str, Any]) -> None:
@@ -322,67 +240,13 @@ def _print_health(r: dict[str, Any]) -> None:
 # --- status --------------------------------------------------------------------------------------
 
 
-def _http_get(url: str, timeout: float) -> tuple[int, Any]:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"null")
-        except ValueError:
-            return exc.code, None
-
-
 def cmd_status(args: argparse.Namespace) -> int:
-    settings = resolve_settings(Overrides(config=args.config), create_token=False)
-    port = settings.port
-    host = (
-        "127.0.0.1"
-        if settings.bind.loopback_only or settings.bind.hosts[0] == "0.0.0.0"
-        else settings.bind.hosts[0]
-    )
-    from .runner import runtime_file
-
-    try:
-        runtime = json.loads(runtime_file(settings, port).read_text())
-    except (OSError, ValueError):
-        runtime = None
-    listen = (runtime or {}).get("listen") or []
-    if listen and not any(h in ("0.0.0.0", "::") or is_loopback(h) for h in listen):
-        host = listen[0]  # started with --bind tailnet/custom: loopback would not answer
-    hostpart = f"[{host}]" if ":" in host else host
-    report: dict[str, Any] = {"port": port, "url": f"ws://{hostpart}:{port}", "running": False}
-    report["runtime"] = runtime
-    report["tailscale"] = (report["runtime"] or {}).get("tailscale")
-    try:
-        code, body = _http_get(f"http://{hostpart}:{port}/readyz", args.timeout)
-        report.update(running=True, ready=code == 200, readyz=body)
-    except (OSError, ValueError) as exc:
-        report["error"] = f"nothing answers on {hostpart}:{port} ({getattr(exc, 'reason', exc)})"
-    if report["running"]:
-        token, password, source = _client_credentials(args, explicit_url=False)
-        report["credentials"] = source
-        try:
-            payload, _ = asyncio.run(_status_call(report["url"], token, password, args.timeout))
-            gw = payload.get("gateway") if isinstance(payload, dict) else None
-            report["gateway"] = gw or {
-                "implementation": "unknown (not clawd-gateway)",
-                "runtimeVersion": (payload or {}).get("runtimeVersion"),
-            }
-        except GatewayError as exc:
-            report["gatewayError"] = {"hop": exc.hop, "message": str(exc)}
+    status = gather_status(config=args.config, token=args.token, password=args.password, timeout=args.timeout)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(status.report, indent=2))
     else:
-        _print_status(report, settings.auth_mode)
-    return EXIT_OK if report["running"] else EXIT_DOWN
-
-
-async def _status_call(url: str, token: str | None, password: str | None, timeout: float) -> tuple[Any, Any]:
-    from .client import call
-
-    return await call(url, "status", {}, token=token, password=password, timeout=timeout)
+        _print_status(status.report, status.auth_mode)
+    return EXIT_OK if status.running else EXIT_DOWN
 
 
 def _print_status(r: dict[str, Any], auth_mode: str) -> None:
@@ -417,7 +281,7 @@ def _print_status(r: dict[str, Any], auth_mode: str) -> None:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     try:
-        settings = resolve_settings(Overrides(config=args.config), create_token=False)
+        eff = effective_config(args.config)
     except ConfigError as exc:
         if args.json:
             print(
@@ -434,12 +298,6 @@ def cmd_config_check(args: argparse.Namespace) -> int:
             )
             return exc.exit_code
         raise
-    eff = settings.effective()
-    if settings.auth_mode == "token" and settings.token is None:
-        eff["notes"].append(
-            f"no token configured: one will be generated at first start in "
-            f"{settings.state_dir / GENERATED_TOKEN_FILE}"
-        )
     if args.json:
         print(json.dumps({"valid": True, "effective": eff}, indent=2))
         return EXIT_OK

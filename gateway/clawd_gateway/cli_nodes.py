@@ -1,4 +1,4 @@
-"""`clawd-gateway nodes list|pending|approve|reject|invoke`: operate device nodes over the protocol.
+"""`clawd-gateway nodes list|pending|approve|reject|invoke`: parsing and output; node_ops does the work.
 
 Each command connects to the running gateway like `clawd-gateway health` does (same --url,
 --token/--password and credential fallbacks) and asks for the least scopes it needs, as the
@@ -16,21 +16,22 @@ import asyncio
 import json
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .client import GatewayAuthError, GatewayCallError, GatewayError, Session, open_session
+from . import node_ops
+from .client import GatewayAuthError, GatewayCallError, GatewayError
+from .node_ops import NodeOpError
+from .target import NO_CREDENTIALS_HINT, Target, resolve_target
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_NODE = 0, 1, 2, 7
-READ, WRITE, PAIRING = "operator.read", "operator.write", "operator.pairing"
+_EXIT_FOR = {"refused": EXIT_REFUSED, "usage": EXIT_USAGE, "unavailable": EXIT_NODE}
 
 
-class NodesCliError(Exception):
-    def __init__(self, message: str, exit_code: int, error: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.error = error
+def credential_help(kind: str) -> str:
+    """--token/--password help, saying target.resolve_target's order; shared with `health`."""
+    var = f"OPENCLAW_GATEWAY_{kind.upper()}"
+    return f"{kind} (default: the local config, then env {var}; with --url: only the env)"
 
 
 def add_parser(sub: Any, add_config: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -41,8 +42,8 @@ def add_parser(sub: Any, add_config: Callable[[argparse.ArgumentParser], None]) 
         add_config(p)
         p.add_argument("--url", help="gateway URL (default ws://127.0.0.1:<configured port>)")
         cred = p.add_mutually_exclusive_group()
-        cred.add_argument("--token", help="token (default: env OPENCLAW_GATEWAY_TOKEN, then config)")
-        cred.add_argument("--password", help="password (default: env OPENCLAW_GATEWAY_PASSWORD, then config)")
+        cred.add_argument("--token", help=credential_help("token"))
+        cred.add_argument("--password", help=credential_help("password"))
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.add_argument(
             "--timeout", type=float, default=10.0, metavar="S", help="connect/RPC seconds (default 10)"
@@ -73,23 +74,19 @@ def run(args: argparse.Namespace) -> int:
     if action is None:
         args.nodes_parser.print_help()
         return EXIT_USAGE
-    from .cli import _client_credentials, _local_url
-
-    url = args.url or _local_url(args)
-    token, password, source = _client_credentials(args, explicit_url=bool(args.url))
-    handler = {"list": _list, "pending": _pending, "approve": _approve, "reject": _reject, "invoke": _invoke}
+    target = resolve_target(url=args.url, token=args.token, password=args.password, config=args.config)
     try:
-        result = asyncio.run(handler[action](args, url, token, password))
-    except NodesCliError as exc:
-        return _fail(args, str(exc), exc.exit_code, error=exc.error, url=url, source=source)
+        result = asyncio.run(_dispatch(action, args, target))
+    except NodeOpError as exc:
+        return _fail(args, str(exc), _EXIT_FOR[exc.reason], error=exc.error, target=target)
+    except _BadParams as exc:
+        return _fail(args, str(exc), EXIT_USAGE, error=None, target=target)
     except GatewayError as exc:
         error = exc.error.to_json() if isinstance(exc, (GatewayAuthError, GatewayCallError)) else None
         message = f"{exc} (at the {exc.hop} hop)"
-        if isinstance(exc, GatewayAuthError) and not token and not password:
-            message += (
-                "; no token or password was given: pass --token/--password or set OPENCLAW_GATEWAY_TOKEN"
-            )
-        return _fail(args, message, exc.exit_code, error=error, url=url, source=source)
+        if isinstance(exc, GatewayAuthError) and target.secret is None:
+            message += "; " + NO_CREDENTIALS_HINT
+        return _fail(args, message, exc.exit_code, error=error, target=target)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -97,13 +94,47 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _BadParams(Exception):
+    """--params is not JSON: a usage error, reported like the others (with target and credentials)."""
+
+
+def _params(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise _BadParams(f"--params is not valid JSON: {exc}") from None
+
+
+async def _dispatch(action: str, args: argparse.Namespace, target: Target) -> Any:
+    if action == "list":
+        return await node_ops.list_nodes(target, args.timeout)
+    if action == "pending":
+        return await node_ops.pending(target, args.timeout)
+    if action == "approve":
+        return await node_ops.decide(target, args.request_id, "approve", args.timeout)
+    if action == "reject":
+        return await node_ops.decide(target, args.request_id, "reject", args.timeout)
+    return await node_ops.invoke(
+        target,
+        args.node,
+        args.node_command,
+        params=_params(args.params),
+        invoke_timeout_ms=args.invoke_timeout,
+        idempotency_key=args.idempotency_key,
+        timeout=args.timeout,
+    )
+
+
 def _fail(
-    args: argparse.Namespace, message: str, code: int, *, error: dict[str, Any] | None, url: str, source: str
+    args: argparse.Namespace, message: str, code: int, *, error: dict[str, Any] | None, target: Target
 ) -> int:
     if args.json:
         print(
             json.dumps(
-                {"ok": False, "exitCode": code, "message": message, "error": error, "url": url}, indent=2
+                {"ok": False, "exitCode": code, "message": message, "error": error, "url": target.url},
+                indent=2,
             )
         )
     else:
@@ -111,137 +142,8 @@ def _fail(
         detail = ((error or {}).get("details") or {}).get("code")
         if detail:
             print(f"  code: {detail}", file=sys.stderr)
-        print(f"  target: {url} · credentials: {source}", file=sys.stderr)
+        print(f"  target: {target.url} · credentials: {target.source}", file=sys.stderr)
     return code
-
-
-async def _session(
-    args: argparse.Namespace, url: str, token: str | None, password: str | None, scopes: tuple[str, ...]
-) -> Session:
-    return await open_session(url, token=token, password=password, timeout=args.timeout, scopes=scopes)
-
-
-async def _call(session: Session, method: str, params: Any, timeout: float) -> Any:
-    try:
-        return await session.call(method, params, timeout=timeout)
-    except GatewayCallError as exc:
-        err = exc.error
-        code = EXIT_NODE if err.code == "UNAVAILABLE" else EXIT_REFUSED
-        raise NodesCliError(f"{method} refused: {err.code}: {err.message}", code, err.to_json()) from None
-
-
-# -- actions --------------------------------------------------------------------------------------
-
-
-async def _list(args: argparse.Namespace, url: str, token: str | None, password: str | None) -> Any:
-    session = await _session(args, url, token, password, (READ,))
-    try:
-        return await _call(session, "node.list", {}, args.timeout)
-    finally:
-        await session.close()
-
-
-async def _pending_lists(session: Session, timeout: float) -> dict[str, Any]:
-    nodes = await _call(session, "node.pair.list", {}, timeout)
-    devices = await _call(session, "device.pair.list", {}, timeout)
-    return {"nodes": nodes, "devices": devices}
-
-
-async def _pending(args: argparse.Namespace, url: str, token: str | None, password: str | None) -> Any:
-    session = await _session(args, url, token, password, (PAIRING,))
-    try:
-        lists = await _pending_lists(session, args.timeout)
-    finally:
-        await session.close()
-    out = [{"kind": "node", **r} for r in lists["nodes"].get("pending", [])]
-    out += [{"kind": "device", **r} for r in lists["devices"].get("pending", [])]
-    out.sort(key=lambda r: r.get("ts", 0))
-    return {"pending": out}
-
-
-async def _decide(
-    args: argparse.Namespace, url: str, token: str | None, password: str | None, decision: str
-) -> Any:
-    rid = args.request_id
-    session = await _session(args, url, token, password, (PAIRING,))
-    try:
-        lists = await _pending_lists(session, args.timeout)
-    finally:
-        await session.close()
-    node_req = next((r for r in lists["nodes"].get("pending", []) if r.get("requestId") == rid), None)
-    dev_req = next((r for r in lists["devices"].get("pending", []) if r.get("requestId") == rid), None)
-    if node_req is None and dev_req is None:
-        raise NodesCliError(
-            f"no pending request {rid!r} (see `clawd-gateway nodes pending`)",
-            EXIT_REFUSED,
-            {
-                "code": "INVALID_REQUEST",
-                "message": "unknown requestId",
-                "details": {"code": "UNKNOWN_REQUEST"},
-            },
-        )
-    kind = "node" if node_req is not None else "device"
-    scopes: tuple[str, ...] = (PAIRING,)
-    if node_req is not None and decision == "approve":
-        scopes = tuple(dict.fromkeys([PAIRING, *node_req.get("requiredApproveScopes", [])]))
-    session = await _session(args, url, token, password, scopes)
-    try:
-        payload = await _call(session, f"{kind}.pair.{decision}", {"requestId": rid}, args.timeout)
-    finally:
-        await session.close()
-    done = {"approve": "approved", "reject": "rejected"}[decision]
-    return {"kind": kind, "decision": done, "request": node_req or dev_req, "result": payload}
-
-
-async def _approve(args: argparse.Namespace, url: str, token: str | None, password: str | None) -> Any:
-    return await _decide(args, url, token, password, "approve")
-
-
-async def _reject(args: argparse.Namespace, url: str, token: str | None, password: str | None) -> Any:
-    return await _decide(args, url, token, password, "reject")
-
-
-def resolve_node(nodes: list[dict[str, Any]], wanted: str) -> dict[str, Any]:
-    """Exact id, then exact display name (case-insensitive), then a unique id prefix (6+ chars)."""
-    exact = [n for n in nodes if n.get("nodeId") == wanted]
-    if exact:
-        return exact[0]
-    named = [n for n in nodes if str(n.get("displayName") or "").lower() == wanted.lower()]
-    if len(named) == 1:
-        return named[0]
-    prefixed = [n for n in nodes if len(wanted) >= 6 and str(n.get("nodeId", "")).startswith(wanted.lower())]
-    matches = named or prefixed
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        ids = ", ".join(f"{n.get('displayName')} ({str(n.get('nodeId'))[:12]})" for n in matches)
-        raise NodesCliError(f"{wanted!r} matches several nodes: {ids}; use the node id", EXIT_USAGE)
-    known = ", ".join(str(n.get("displayName") or n.get("nodeId")) for n in nodes) or "none"
-    raise NodesCliError(f"no node {wanted!r} on this gateway (known: {known})", EXIT_USAGE)
-
-
-async def _invoke(args: argparse.Namespace, url: str, token: str | None, password: str | None) -> Any:
-    params: Any = None
-    if args.params is not None:
-        try:
-            params = json.loads(args.params)
-        except ValueError as exc:
-            raise NodesCliError(f"--params is not valid JSON: {exc}", EXIT_USAGE) from None
-    session = await _session(args, url, token, password, (WRITE,))
-    try:
-        listed = await _call(session, "node.list", {}, args.timeout)
-        node = resolve_node(listed.get("nodes", []), args.node)
-        request: dict[str, Any] = {
-            "nodeId": node["nodeId"],
-            "command": args.node_command,
-            "timeoutMs": args.invoke_timeout,
-            "idempotencyKey": args.idempotency_key or str(uuid.uuid4()),
-        }
-        if params is not None:
-            request["params"] = params
-        return await _call(session, "node.invoke", request, args.invoke_timeout / 1000 + args.timeout)
-    finally:
-        await session.close()
 
 
 # -- text output ----------------------------------------------------------------------------------

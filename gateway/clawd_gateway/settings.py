@@ -1,5 +1,8 @@
 """Effective gateway settings: CLI flags over environment over config file over defaults.
 
+Secrets are the exception (flag > config > `OPENCLAW_*` > `CLAWDBOT_*`, as OpenClaw does); that
+order lives in secret_sources so the CLI and the client pick the same secret as the server.
+
 This is where every source meets, so it is also where sources are recorded: `config check`
 and the startup banner say where each value came from, which is most of debugging
 "why is my token wrong".
@@ -20,6 +23,7 @@ from .config import LoadedConfig, load_config
 from .errors import ConfigError, RefusalError
 from .protocol.constants import DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_PORT, DEFAULT_TICK_INTERVAL_MS
 from .secret import Secret
+from .secret_sources import pick
 
 PLACEHOLDER_SECRETS = {"change-me-to-a-long-random-token", "change-me-to-a-strong-password"}
 GENERATED_TOKEN_FILE = "gateway.token"  # noqa: S105 - a file name, not a secret
@@ -141,19 +145,6 @@ def normalize_base_path(raw: str) -> str:
     return "/" + text.strip("/")
 
 
-def _pick_secret(
-    flag: str | None, flag_name: str, conf: Any, conf_key: str, env: Mapping[str, str], kind: str
-) -> Secret | None:
-    if flag:
-        return Secret(flag, flag_name)
-    if isinstance(conf, str) and conf:
-        return Secret(conf, f"config {conf_key}")
-    for var in (f"OPENCLAW_GATEWAY_{kind}", f"CLAWDBOT_GATEWAY_{kind}"):
-        if env.get(var):
-            return Secret(env[var], f"env {var}")
-    return None
-
-
 def load_or_create_token(state_dir: Path) -> tuple[Secret, bool]:
     """A loopback gateway with no token gets a random one, kept 0600 in our state dir."""
     path = state_dir / GENERATED_TOKEN_FILE
@@ -214,10 +205,9 @@ def resolve_settings(
         )
     plan = resolve_bind(bind_mode, custom_host)
 
-    token = _pick_secret(ov.token, "--token", conf.get("auth.token"), "gateway.auth.token", env, "TOKEN")
-    password = _pick_secret(
-        ov.password, "--password", conf.get("auth.password"), "gateway.auth.password", env, "PASSWORD"
-    )
+    # Secrets: flag > config > OPENCLAW_* > CLAWDBOT_* (secret_sources, shared with every client).
+    token = pick("token", env, flag=ov.token, config=conf.get("auth.token"))
+    password = pick("password", env, flag=ov.password, config=conf.get("auth.password"))
     for s, key in ((token, "gateway.auth.token"), (password, "gateway.auth.password")):
         if s is not None and s.value in PLACEHOLDER_SECRETS:
             raise RefusalError(
