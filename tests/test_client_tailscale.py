@@ -68,14 +68,14 @@ def test_serve_gateway_is_healthy_through_the_relay(fake, serve):
     p = serve_profile(serve)
     with supervised(p, TOKEN) as w:
         st = w.wait_state("healthy", 15)
-        assert st["method"] == "tailscale" and st["localUrl"] == f"ws://127.0.0.1:{p.local_port}"
+        assert st["method"] == "tailscale" and st["local_url"] == f"ws://127.0.0.1:{p.local_port}"
         hops = hops_of(st)
         assert [h["hop"] for h in st["hops"]] == ["daemon", "login", "peer", "https", "relay"]
         assert all(h["ok"] for h in st["hops"])
         assert "laptop.tail1234.ts.net" in hops["login"]["detail"]
         assert f"{NAME} online at 127.0.0.1" in hops["peer"]["detail"]
         assert st["upstream"] == {"host": "127.0.0.1", "port": serve.port, "tls": True, "serverName": NAME}
-        ws, _, res = handshake(st["localUrl"], TOKEN)  # a tool using the local URL
+        ws, _, res = handshake(st["local_url"], TOKEN)  # a tool using the local URL
         with ws:
             assert res["ok"]
     assert NAME in serve.connections  # SNI: Serve picks the route by it
@@ -86,9 +86,9 @@ def test_without_relay_clients_use_the_url_and_the_probe_still_verifies_tls(fake
     p = serve_profile(serve, relay=False)
     with supervised(p, TOKEN) as w:
         st = w.wait_state("healthy", 15)
-        assert st["localUrl"] == p.url and st["relay"] is False
+        assert st["local_url"] == p.url and st["relay"] is False
         assert "relay" not in hops_of(st)
-        assert st["localUrl"].startswith("wss://")
+        assert st["local_url"].startswith("wss://")
 
 
 def test_tailnet_bind_by_name_is_healthy(fake, gateway):
@@ -107,7 +107,7 @@ def test_tailnet_bind_by_name_is_healthy(fake, gateway):
         gateway.stop()  # the tailnet peer stays online, its gateway does not answer any more
         st = w.wait_from(mark, lambda s: s["state"] == "degraded", 20, "degraded")
         assert st["degraded"] == "gateway-unreachable"
-        assert f"relay to 127.0.0.1:{gateway.port}" in st["lastError"] and "refused" in st["lastError"]
+        assert f"relay to 127.0.0.1:{gateway.port}" in st["last_error"] and "refused" in st["last_error"]
 
 
 def test_localapi_socket_is_used_when_configured(fake, serve, monkeypatch):
@@ -136,7 +136,7 @@ def test_broken_tailscale_hop_is_shown_with_its_fix(fake, serve, hop):
         broken = st["hops"][-1]
         assert broken["hop"] == hop and not broken["ok"]
         assert detail in broken["detail"] and fix in broken["fix"]
-        assert detail in st["lastError"] and "fix:" in st["lastError"]
+        assert detail in st["last_error"] and "fix:" in st["last_error"]
         # The tray lists the hops up to the broken one, with the fix.
         lines = hop_lines(st)
         assert lines[-2].startswith(f"✗ {hop}:") and lines[-1].strip().startswith("fix:")
@@ -161,7 +161,7 @@ def test_logout_while_healthy_takes_the_link_down_and_says_why(fake, serve, monk
         w.wait_state("healthy", 15)
         mark = w.mark()
         fake.set_backend_state("NeedsLogin")
-        st = w.wait_from(mark, lambda s: "logged out" in (s["lastError"] or ""), 10, "logged out shown")
+        st = w.wait_from(mark, lambda s: "logged out" in (s["last_error"] or ""), 10, "logged out shown")
         assert st["state"] in ("connecting", "backoff")
         fake.set_backend_state("Running")
         w.wait_from(mark, lambda s: s["state"] == "healthy", 15, "healthy after login")
@@ -172,7 +172,7 @@ def test_not_installed_is_fatal_and_names_the_fix(serve, monkeypatch, tmp_path):
     monkeypatch.delenv(paths.ts.SOCKET_ENV, raising=False)
     with supervised(serve_profile(serve), TOKEN) as w:
         st = w.wait(lambda s: s["state"] == "fatal", 15, "fatal")
-        assert "tailscale.com/download" in st["lastError"]
+        assert "tailscale.com/download" in st["last_error"]
 
 
 # --- the CLI ----------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ def test_cli_connect_status_doctor(cli_env, serve):
         assert st.returncode == 0, st.stdout + st.stderr
         tunnel = json.loads(st.stdout)["tunnels"][0]
         assert tunnel["state"] == "healthy" and tunnel["method"] == "tailscale"
-        assert tunnel["localUrl"] == f"ws://127.0.0.1:{local_port}"
+        assert tunnel["local_url"] == f"ws://127.0.0.1:{local_port}"
         assert {h["hop"]: h["ok"] for h in tunnel["hops"]} == {
             "daemon": True,
             "login": True,

@@ -25,10 +25,10 @@ def test_healthy_through_the_tunnel(sshd, gateway):
     p = profile_for(sshd, gateway)
     with supervised(p, TOKEN) as w:
         st = w.wait_state("healthy", 15)
-        assert st["localUrl"] == f"ws://127.0.0.1:{p.local_port}" and st["latencyMs"] > 0
+        assert st["local_url"] == f"ws://127.0.0.1:{p.local_port}" and st["latency_ms"] > 0
         assert st["server"]["version"]
         # A real client through the forwarded port.
-        ws, _, res = handshake(st["localUrl"], TOKEN)
+        ws, _, res = handshake(st["local_url"], TOKEN)
         with ws:
             assert res["ok"]
 
@@ -53,7 +53,7 @@ def test_sshd_down_then_back(sshd, gateway):
         assert down["state"] in ("backoff", "connecting")
         w.wait_from(
             mark,
-            lambda s: s["state"] == "backoff" and "failed" in (s["lastError"] or ""),
+            lambda s: s["state"] == "backoff" and "failed" in (s["last_error"] or ""),
             30,
             "a failed reconnect attempt",
         )
@@ -77,7 +77,7 @@ def test_silent_link_is_detected_by_keepalive_and_heals(sshd, gateway):
             r.freeze()
             st = w.wait_from(mark, lambda s: s["state"] != "healthy", 60, "dead link detected")
             assert st["state"] in ("connecting", "backoff"), st
-            assert "not responding to keepalive" in (st["lastError"] or ""), st
+            assert "not responding to keepalive" in (st["last_error"] or ""), st
             r.thaw()
             r.cut()
             w.wait_from(mark, lambda s: s["state"] == "healthy", 40, "healthy after thaw")
@@ -89,16 +89,16 @@ def test_wrong_key_is_fatal_and_clear(sshd, gateway):
     p = replace(p, ssh=replace(p.ssh, identity=str(bad)))
     with supervised(p, TOKEN) as w:
         st = w.wait_state("fatal", 15)
-        assert "authentication" in st["lastError"] and "refused" in st["lastError"]
-        assert str(bad) in st["lastError"]
+        assert "authentication" in st["last_error"] and "refused" in st["last_error"]
+        assert str(bad) in st["last_error"]
 
 
 def test_changed_host_key_is_refused(sshd, gateway):
     sshd.regenerate_host_key()  # known_hosts still holds the old key
     with supervised(profile_for(sshd, gateway), TOKEN) as w:
         st = w.wait_state("fatal", 15)
-        assert "REMOTE HOST KEY CHANGED" in st["lastError"]
-        assert "ssh-keygen -R" in st["lastError"]
+        assert "REMOTE HOST KEY CHANGED" in st["last_error"]
+        assert "ssh-keygen -R" in st["last_error"]
         assert type(w.sup.last_cause).__name__ == "HostKeyChanged"
 
 
@@ -108,7 +108,7 @@ def test_unknown_host_key_needs_accept_new(sshd, gateway, tmp_path):
     p = replace(p, ssh=replace(p.ssh, known_hosts=str(empty)))
     with supervised(p, TOKEN) as w:
         st = w.wait_state("fatal", 15)
-        assert "not known yet" in st["lastError"] and "SHA256:" in st["lastError"]
+        assert "not known yet" in st["last_error"] and "SHA256:" in st["last_error"]
     assert not empty.exists()
     with supervised(p, TOKEN, accept_new=True) as w:
         w.wait_state("healthy", 15)
@@ -123,8 +123,8 @@ def test_gateway_down_and_wrong_secret_are_distinguished(sshd, make_gateway):
     p = profile_for(sshd, gw)
     with supervised(p, "WRONG-token-value-000") as w:
         st = w.wait_from(0, lambda s: s["state"] == "degraded", 15, "degraded")
-        assert st["degraded"] == "gateway-auth-rejected" and "token mismatch" in st["lastError"]
-        assert st["detailCode"] == "AUTH_TOKEN_MISMATCH"
+        assert st["degraded"] == "gateway-auth-rejected" and "token mismatch" in st["last_error"]
+        assert st["detail_code"] == "AUTH_TOKEN_MISMATCH"
     gw.stop()
     with supervised(p, TOKEN) as w:
         st = w.wait_from(0, lambda s: s["state"] == "degraded", 15, "degraded")
@@ -139,7 +139,7 @@ def test_foreign_port_holder_is_named_and_never_killed(sshd, gateway, tmp_path):
         p = replace(profile_for(sshd, gateway), local_port=port)
         with supervised(p, TOKEN) as w:
             st = w.wait_state("healthy", 20)
-            assert st["localUrl"] != f"ws://127.0.0.1:{port}"  # moved aside...
+            assert st["local_url"] != f"ws://127.0.0.1:{port}"  # moved aside...
             assert f"pid {holder.pid}" in st["note"] and str(port) in st["note"]  # ...naming the holder
         assert answers(holder), "the foreign holder was signalled or is gone"
         assert [h.pid for h in check_port(port).holders] == [holder.pid]
@@ -151,7 +151,7 @@ def test_live_tunnel_to_same_gateway_is_reused(sshd, gateway):
         first.wait_state("healthy", 15)
         with supervised(replace(p, name="second"), TOKEN) as second:
             st = second.wait_state("healthy", 15)
-            assert st["localUrl"] == f"ws://127.0.0.1:{p.local_port}"
+            assert st["local_url"] == f"ws://127.0.0.1:{p.local_port}"
             assert "reus" in (st["note"] or "")
             assert second.sup._tunnel is None  # no second SSH connection
 
@@ -166,4 +166,4 @@ def test_unresolvable_host_backs_off_not_fatal(gateway, bad, tmp_path):
     )
     with supervised(p, TOKEN) as w:
         st = w.wait_state("backoff", 15)
-        assert "nonexistent.invalid" in st["lastError"]
+        assert "nonexistent.invalid" in st["last_error"]

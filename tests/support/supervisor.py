@@ -9,8 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from clawd_client.engine.portguard import make_port_guard
-from clawd_client.engine.runner import Supervisor
+from clawd_client.engine import Supervisor, TunnelStatus, make_port_guard
 from clawd_client.profiles import Profile, SshTarget
 from clawd_gateway.secret import Secret
 
@@ -34,9 +33,9 @@ class Watched:
         self.history: list[dict[str, Any]] = []
         self._cond = threading.Condition()
 
-    def record(self, st: dict[str, Any]) -> None:
+    def record(self, st: TunnelStatus) -> None:
         with self._cond:
-            self.history.append({**st, "t": time.monotonic()})
+            self.history.append({**st.to_json(), "t": time.monotonic()})
             self._cond.notify_all()
 
     @property

@@ -88,6 +88,7 @@ class HeldListener:
         self.expired = 0  # connections closed because no path came back within hold_s
         self.spliced = 0  # connections ever spliced through
         self._opener: Opener | None = None
+        self._label = "upstream"
         self._changed = asyncio.Event()
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -115,9 +116,11 @@ class HeldListener:
             self._servers.append(await asyncio.start_server(self._accept, sock=sock, limit=CHUNK))
         return self.port
 
-    def set_opener(self, opener: Opener | None) -> None:
-        """A path came up (or went down): held connections retry at once with the new opener."""
+    def set_opener(self, opener: Opener | None, label: str = "upstream") -> None:
+        """A path came up (or went down): held connections retry at once with the new opener.
+        `label` names what the opener dials, for the error a failed open leaves in `last_error`."""
         self._opener = opener
+        self._label = label
         if opener is not None:
             self.last_error = None
         self._changed.set()
@@ -147,7 +150,7 @@ class HeldListener:
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:
-                        self.last_error = describe(exc)
+                        self.last_error = f"{self._label}: {describe(exc)}"
                         if self.on_open_failed is not None:
                             self.on_open_failed(self.last_error)
                 remaining = deadline - loop.time()

@@ -43,6 +43,7 @@ class Opened:
 
     close: Callable[[], Awaitable[None]]
     open_stream: Opener | None = None
+    dials: str = "upstream"  # what open_stream connects to, for error messages
     client_url: str | None = None  # clients use this instead of our local port
     probe_url: str | None = None  # the probe's URL when there is no local listener
     peer: tuple[str, int] | None = None  # the far end we dialled, for the reachability watch
@@ -101,7 +102,14 @@ class SshPath:
         last = None
         if isinstance(peer, tuple) and len(peer) >= 2 and not (self.profile.ssh and self.profile.ssh.jump):
             last = (str(peer[0]), int(peer[1]))
-        return Opened(tunnel.close, tunnel.open_stream, peer=last, extra={"cipher": tunnel.cipher})
+        remote = f"{self.profile.remote_host}:{self.profile.remote_port}"
+        return Opened(
+            tunnel.close,
+            tunnel.open_stream,
+            dials=f"SSH channel to {remote}",
+            peer=last,
+            extra={"cipher": tunnel.cipher},
+        )
 
     async def watch(self) -> str:
         await asyncio.Event().wait()  # asyncssh's keepalive reports a dead link through on_lost
@@ -252,7 +260,8 @@ class UrlPath:
         await self.check_upstream(up)
         if self.binds_local_port:
             self._set_hop(ts.HopCheck("relay", True, f"{self.profile.local_url} relays to {up.describe()}"))
-            return Opened(_nothing, lambda: open_upstream(up), peer=(up.host, up.port))
+            dials = f"relay to {up.describe()}"
+            return Opened(_nothing, lambda: open_upstream(up), dials=dials, peer=(up.host, up.port))
         url = self.profile.url or ""
         if up.tls is None:
             return Opened(_nothing, client_url=url, probe_url=url, peer=(up.host, up.port))

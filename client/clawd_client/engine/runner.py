@@ -211,7 +211,7 @@ class Supervisor:
         if tunnel.peer is not None:
             self._last_peer = tunnel.peer
         if self.listener is not None and self.listener.bound and tunnel.open_stream is not None:
-            self.listener.set_opener(tunnel.open_stream)
+            self.listener.set_opener(tunnel.open_stream, tunnel.dials)
             self.client_url = None
         else:
             self.client_url = tunnel.client_url
@@ -288,7 +288,7 @@ class Supervisor:
             message = result.message
             why = self.listener.last_error if self.listener is not None else None
             if result.failure is m.ProbeFailure.UNREACHABLE and why:
-                message += f" (upstream: {why})"  # the listener saw why: refused, TLS, ...
+                message += f" ({why})"  # the listener saw why: refused, TLS, ...
             self._queue.put_nowait((gen, m.ProbeFailed(self.now(), result.failure, message)))
 
     def _update_reach_watch(self) -> None:
