@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,11 +29,9 @@ class Recorder(asyncssh.SSHClient):
 
     def __init__(self) -> None:
         self.lost: Exception | None = None
-        self.lost_at: float | None = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = exc
-        self.lost_at = time.monotonic()
 
 
 async def start_echo() -> tuple[asyncio.Server, int]:
@@ -52,7 +49,7 @@ async def start_echo() -> tuple[asyncio.Server, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
-async def roundtrip(port: int, payload: bytes = b"ping through the tunnel", timeout: float = 5.0) -> bytes:
+async def roundtrip(port: int, payload: bytes = b"ping through the tunnel", timeout: float = 30.0) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(payload)
@@ -65,7 +62,7 @@ async def roundtrip(port: int, payload: bytes = b"ping through the tunnel", time
 async def connect(server: SshdServer, **overrides: object) -> tuple[asyncssh.SSHClientConnection, Recorder]:
     recorder = Recorder()
     conn = await asyncio.wait_for(
-        asyncssh.connect(**server.connect_options(client_factory=lambda: recorder, **overrides)), 10
+        asyncssh.connect(**server.connect_options(client_factory=lambda: recorder, **overrides)), 30
     )
     return conn, recorder
 
@@ -118,13 +115,10 @@ def test_kill_sessions_closes_the_connection(sshd: SshdServer) -> None:
     async def main() -> None:
         conn, rec = await connect(sshd)
         await conn.run("true", check=True)
-        t0 = time.monotonic()
         killed = await asyncio.to_thread(sshd.kill_sessions)
         assert killed
-        await asyncio.wait_for(conn.wait_closed(), 5)
-        elapsed = time.monotonic() - t0
-        assert elapsed < 2, f"took {elapsed:.2f}s"
-        assert rec.lost is not None  # lost, not closed by us
+        await asyncio.wait_for(conn.wait_closed(), 30)  # a deadline, not a bound: bench/timings_bench.py
+        assert isinstance(rec.lost, asyncssh.ConnectionLost), rec.lost  # lost, not closed by us
         assert sshd.running  # the master still listens
         conn2, _ = await connect(sshd)
         conn2.close()
@@ -148,16 +142,14 @@ def test_stopped_master_leaves_sessions_and_restarts_on_the_same_port(sshd: Sshd
         assert await roundtrip(listener.get_port()) == b"ping through the tunnel"
         orphans = sshd.sessions()
         assert orphans
-        t0 = time.monotonic()
         await asyncio.to_thread(sshd.start)
-        assert time.monotonic() - t0 < 5
-        assert sshd.port == port
+        assert sshd.running and sshd.port == port
         conn2, _ = await connect(sshd)  # same port, same host key, same known_hosts
         assert await conn2.run("true", check=True)
         assert set(orphans) <= set(sshd.sessions())
         await asyncio.to_thread(sshd.kill_sessions)
-        await asyncio.wait_for(conn.wait_closed(), 5)
-        await asyncio.wait_for(conn2.wait_closed(), 5)
+        await asyncio.wait_for(conn.wait_closed(), 30)
+        await asyncio.wait_for(conn2.wait_closed(), 30)
         echo.close()
 
     asyncio.run(main())
@@ -205,7 +197,7 @@ def test_close_leaves_no_process_behind(tmp_path: Path) -> None:
             for pid in [master, *sessions]:
                 with contextlib.suppress(psutil.NoSuchProcess):  # gone, or a zombie awaiting its reaper
                     assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-            loop.run_until_complete(asyncio.wait_for(conn.wait_closed(), 5))
+            loop.run_until_complete(asyncio.wait_for(conn.wait_closed(), 30))
         finally:
             loop.close()
 
@@ -213,8 +205,9 @@ def test_close_leaves_no_process_behind(tmp_path: Path) -> None:
 # --- the relay ----------------------------------------------------------------------------------
 
 
-def test_frozen_relay_is_detected_by_keepalive_within_bound(sshd: SshdServer) -> None:
-    """keepalive 1 s x 3: a silent link must be noticed in about 3-4 s, under 6 s for sure."""
+def test_frozen_relay_is_detected_by_keepalive(sshd: SshdServer) -> None:
+    """keepalive 1 s x 3: a silent link is noticed, and by the keepalive (nothing else can notice
+    it). How soon (about 3-4 s) is a figure in bench/timings_bench.py, not a bound here."""
 
     async def main() -> None:
         echo, echo_port = await start_echo()
@@ -227,12 +220,9 @@ def test_frozen_relay_is_detected_by_keepalive_within_bound(sshd: SshdServer) ->
             assert await roundtrip(listener.get_port()) == b"ping through the tunnel"
             assert r.connections == 1
             r.freeze()
-            t0 = time.monotonic()
-            await asyncio.wait_for(conn.wait_closed(), 6)
-            elapsed = time.monotonic() - t0
-            assert rec.lost is not None and "keepalive" in str(rec.lost).lower(), rec.lost
-            assert 2.0 <= elapsed <= 6.0, f"detected after {elapsed:.2f}s"
-            print(f"silent link detected after {elapsed:.2f}s: {rec.lost}")
+            await asyncio.wait_for(conn.wait_closed(), 60)
+            assert isinstance(rec.lost, asyncssh.ConnectionLost), rec.lost
+            assert "not responding to keepalive" in str(rec.lost), rec.lost
         echo.close()
 
     asyncio.run(main())
@@ -244,7 +234,7 @@ def test_relay_thaw_delivers_held_bytes_and_cut_closes() -> None:
         with relay(echo_port) as r:
             reader, writer = await asyncio.open_connection("127.0.0.1", r.port)
             writer.write(b"a")
-            assert await asyncio.wait_for(reader.readexactly(1), 5) == b"a"
+            assert await asyncio.wait_for(reader.readexactly(1), 30) == b"a"
             await asyncio.to_thread(r.freeze)
             writer.write(b"held")
             await writer.drain()
@@ -252,14 +242,14 @@ def test_relay_thaw_delivers_held_bytes_and_cut_closes() -> None:
                 await asyncio.wait_for(reader.readexactly(4), 0.3)
             assert r.connections == 1  # frozen, not closed
             await asyncio.to_thread(r.thaw)
-            assert await asyncio.wait_for(reader.readexactly(4), 5) == b"held"
+            assert await asyncio.wait_for(reader.readexactly(4), 30) == b"held"
             assert await asyncio.to_thread(r.cut) == 1
-            assert await asyncio.wait_for(reader.read(), 5) == b""  # EOF: the link is gone
+            assert await asyncio.wait_for(reader.read(), 30) == b""  # EOF: the link is gone
             writer.close()
             # The listener survives a cut: new connections work.
             reader2, writer2 = await asyncio.open_connection("127.0.0.1", r.port)
             writer2.write(b"again")
-            assert await asyncio.wait_for(reader2.readexactly(5), 5) == b"again"
+            assert await asyncio.wait_for(reader2.readexactly(5), 30) == b"again"
             writer2.close()
         echo.close()
 
