@@ -110,7 +110,11 @@ def cmd_health(args: argparse.Namespace) -> int:
         profile = _profile(args.name)
     if profile is not None and not args.url and profile.method != "ssh" and not _running_url(profile.name):
         return _health_url_profile(args, profile)
-    url = args.url or _running_url(profile.name) or profile.local_url
+    if args.url:
+        url = args.url
+    else:
+        assert profile is not None  # without --url a profile was loaded above
+        url = _running_url(profile.name) or profile.local_url
     auth = profile.auth if profile else "token"
     secret: Secret | None = None
     if profile is not None:
@@ -118,15 +122,11 @@ def cmd_health(args: argparse.Namespace) -> int:
     else:
         import os
 
-        for var, kind in (
-            ("OPENCLAW_GATEWAY_TOKEN", "token"),
-            ("OPENCLAW_GATEWAY_PASSWORD", "password"),
-            ("CLAWDBOT_GATEWAY_TOKEN", "token"),
-            ("CLAWDBOT_GATEWAY_PASSWORD", "password"),
-        ):
-            if os.environ.get(var):
-                secret, auth = Secret(os.environ[var], f"env {var}"), kind
-                break
+        from .secrets import secret_from_env
+
+        found = secret_from_env(os.environ)
+        if found is not None:
+            secret, auth = found
     result = asyncio.run(probe_gateway(url, auth, secret, timeout=args.timeout))
     return _print_health(args, result, url, secret)
 

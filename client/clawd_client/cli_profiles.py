@@ -146,7 +146,7 @@ def tailscale_url(host: str, serve: bool, port: int | None) -> str:
     Serve terminates TLS with a certificate for the MagicDNS name, so it needs a name, not an
     IP; a name with neither flag means Serve (the recommended setup), an IP means a tailnet bind.
     """
-    from .engine.tailscale import is_tailnet_ip
+    from .engine import is_tailnet_ip
 
     raw = host.strip().rstrip(".")
     if not raw or any(c.isspace() or c in "/?#@" for c in raw) or raw.startswith("-"):
@@ -206,7 +206,7 @@ def _check_plain_ws(profile: Profile) -> None:
     """Refuse plain ws:// off loopback and the tailnet now, not at the first connect."""
     import asyncio
 
-    from .engine.paths import UrlPath
+    from .engine import UrlPath
 
     path = UrlPath(profile)
     if path.scheme != "ws" or path.insecure_ws_ok_offline():

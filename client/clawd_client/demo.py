@@ -26,8 +26,7 @@ from clawd_gateway.server import Gateway
 from clawd_gateway.settings import Overrides, resolve_settings
 
 from .embedded_ssh import start_embedded_ssh
-from .engine.ports import check_port
-from .engine.runner import Supervisor
+from .engine import Supervisor, TunnelStatus, check_port
 from .profiles import Profile, SshTarget
 
 HEALTHY_DEADLINE_S = 20.0
@@ -95,16 +94,16 @@ async def _run_demo(once: bool, port: int | None, out: Any, state: Path) -> int:
     failed: list[str] = []
     t1 = time.perf_counter()
 
-    def show(st: dict[str, Any]) -> None:
+    def show(st: TunnelStatus) -> None:
         elapsed = (time.perf_counter() - t1) * 1000
-        line = f"  [{elapsed:7.1f} ms] {st['state']:<10} {st['localUrl']}"
-        if st["state"] == "healthy":
-            line += f" · authenticated health check {st['latencyMs']} ms"
+        line = f"  [{elapsed:7.1f} ms] {st.state:<10} {st.local_url}"
+        if st.state == "healthy":
+            line += f" · authenticated health check {st.latency_ms} ms"
             healthy.set()
-        elif st.get("lastError"):
-            line += f" · {st['lastError']}"
-        if st["state"] == "fatal":
-            failed.append(st.get("lastError") or "fatal")
+        elif st.last_error:
+            line += f" · {st.last_error}"
+        if st.state == "fatal":
+            failed.append(st.last_error or "fatal")
             healthy.set()
         say(line)
 

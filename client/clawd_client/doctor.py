@@ -17,11 +17,20 @@ from typing import Any
 from clawd_gateway.secret import Secret
 
 from ._asyncssh import asyncssh
-from .engine.hostkeys import HostKeyPolicy, default_known_hosts
-from .engine.paths import UrlPath
-from .engine.probe import ProbeResult, probe_gateway
-from .engine.relay import Upstream, bridge
-from .engine.ssh import CONNECT_TIMEOUT, TunnelError, _Client, connect_options, resolve_target
+from .engine import (
+    CONNECT_TIMEOUT,
+    HostKeyPolicy,
+    ProbeResult,
+    SshClient,
+    TunnelError,
+    Upstream,
+    UrlPath,
+    bridge,
+    connect_options,
+    default_known_hosts,
+    probe_gateway,
+    resolve_target,
+)
 from .profiles import Profile
 
 
@@ -94,7 +103,7 @@ async def diagnose(profile: Profile, secret: Secret | None, secret_error: str | 
     t0 = time.perf_counter()
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addrs = sorted({i[4][0] for i in infos})
+        addrs = sorted({str(i[4][0]) for i in infos})
         hops.append(Hop("dns", True, f"{host} -> {', '.join(addrs[:3])}", ms=_ms(t0)))
     except socket.gaierror as exc:
         hops.append(
@@ -127,7 +136,7 @@ async def diagnose(profile: Profile, secret: Secret | None, secret_error: str | 
 
     known = Path(profile.ssh.known_hosts).expanduser() if profile.ssh.known_hosts else default_known_hosts()
     policy = HostKeyPolicy(known)
-    client = _Client(policy, lambda reason: None)
+    client = SshClient(policy, lambda reason: None)
     t0 = time.perf_counter()
     try:
         # The profile's own host (maybe a ~/.ssh/config alias), so User/IdentityFile apply as in `connect`.
@@ -169,8 +178,8 @@ async def diagnose(profile: Profile, secret: Secret | None, secret_error: str | 
     try:
         t0 = time.perf_counter()
         try:
-            _reader, writer = await conn.open_connection(profile.remote_host, profile.remote_port)
-            writer.close()
+            _reader, channel = await conn.open_connection(profile.remote_host, profile.remote_port)
+            channel.close()
             hops.append(
                 Hop(
                     "remote-port",

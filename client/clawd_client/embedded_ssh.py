@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._asyncssh import asyncssh
-from .engine.hostkeys import host_pattern
+from .engine import host_pattern
 
 
 class _Server(asyncssh.SSHServer):

@@ -90,7 +90,9 @@ def parse_request(line: bytes) -> Request:
         timeout=float(timeout),
         local_port=port,
         fingerprint=fp,
-        **flags,
+        all=flags["all"],
+        wait=flags["wait"],
+        accept_new=flags["accept_new"],
     )
 
 

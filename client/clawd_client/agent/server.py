@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -30,17 +31,15 @@ log = logging.getLogger("clawd.agent")
 
 def peer_uid(sock: socket.socket) -> int | None:
     """The uid of the process at the other end of a Unix socket, or None if the OS won't say."""
-    if sys.platform.startswith("linux"):
+    if sys.platform == "linux":
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        _pid, uid, _gid = struct.unpack("3i", creds)
-        return int(uid)
-    getpeereid = getattr(os, "getpeereid", None)  # not in the stdlib; kept for a future backport
-    if getpeereid is not None:
-        return int(getpeereid(sock.fileno())[0])
-    if hasattr(socket, "LOCAL_PEERCRED"):  # macOS / BSD: struct xucred { u_int version; uid_t uid; ... }
-        data = sock.getsockopt(0, socket.LOCAL_PEERCRED, 256)  # SOL_LOCAL is 0
-        return int(struct.unpack_from("2I", data)[1])
-    return None
+        uid: int | None = int(struct.unpack("3i", creds)[1])
+    else:  # macOS / BSD: struct xucred { u_int version; uid_t uid; ... } at level SOL_LOCAL (0)
+        local_peercred = getattr(socket, "LOCAL_PEERCRED", None)
+        uid = None
+        if local_peercred is not None:
+            uid = int(struct.unpack_from("2I", sock.getsockopt(0, local_peercred, 256))[1])
+    return uid
 
 
 class ControlServer:
@@ -104,7 +103,7 @@ class ControlServer:
                     await writer.drain()
                     continue
                 if req.op == "subscribe" and unsubscribe is None:
-                    unsubscribe = self.host.subscribe(lambda st, w=writer: _push(w, st))
+                    unsubscribe = self.host.subscribe(functools.partial(_push, writer))
                 writer.write(await self._answer(req))
                 await writer.drain()
                 if req.op == "shutdown":
@@ -148,12 +147,11 @@ class ControlServer:
             return p.reply(req.id, down=await host.down(req.profiles, req.all))
         if req.op == "reconnect":
             return p.reply(req.id, reconnecting=host.reconnect(req.profiles, req.accept_new))
+        first = req.profiles[0] if req.profiles else None
         if req.op == "trust":
-            name = req.profiles[0] if req.profiles else None
-            return p.reply(req.id, trusted=host.trust(name, req.fingerprint))
+            return p.reply(req.id, trusted=host.trust(first, req.fingerprint))
         if req.op == "diagnose":
-            name = req.profiles[0] if req.profiles else None
-            return p.reply(req.id, report=await host.diagnose(name))
+            return p.reply(req.id, report=await host.diagnose(first))
         if req.op == "shutdown":
             return p.reply(req.id, stopping=True)
         raise AgentError("protocol", f"unknown op {req.op}")  # parse_request already refused it

@@ -38,19 +38,41 @@ _EXPORTS = {
     "Policy": "machine",
     "Machine": "machine",
     "State": "machine",
+    "is_tailnet_ip": "tailscale",
+    "check_port": "ports",
+    "host_pattern": "hostkeys",
+    "HostKeyPolicy": "hostkeys",
+    "default_known_hosts": "hostkeys",
+    "Upstream": "relay",
+    "bridge": "relay",
+    "CONNECT_TIMEOUT": "ssh",
+    "connect_options": "ssh",
+    "resolve_target": "ssh",
+    "SshClient": "ssh",
 }
 
 if TYPE_CHECKING:
-    from .hostkeys import HostKeyChanged, HostKeyUnknown, fingerprint, remember
+    from .hostkeys import (
+        HostKeyChanged,
+        HostKeyPolicy,
+        HostKeyUnknown,
+        default_known_hosts,
+        fingerprint,
+        host_pattern,
+        remember,
+    )
     from .listener import HeldListener
     from .lock import AlreadyRunning, InstanceLock, LockError, read_lock
     from .machine import Machine, Policy, State
     from .paths import UrlPath, insecure_ws_refusal, path_for
     from .portguard import make_port_guard
+    from .ports import check_port
     from .probe import ProbeResult, probe_gateway
+    from .relay import Upstream, bridge
     from .runner import Supervisor, needs_user
-    from .ssh import TunnelError
+    from .ssh import CONNECT_TIMEOUT, SshClient, TunnelError, connect_options, resolve_target
     from .state import UP_STATES, AgentInfo, Hop, TunnelStatus, worst
+    from .tailscale import is_tailnet_ip
 
 
 def __getattr__(name: str) -> Any:
@@ -63,30 +85,41 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "CONNECT_TIMEOUT",
     "UP_STATES",
     "AgentInfo",
     "AlreadyRunning",
     "HeldListener",
     "Hop",
     "HostKeyChanged",
+    "HostKeyPolicy",
     "HostKeyUnknown",
     "InstanceLock",
     "LockError",
     "Machine",
     "Policy",
     "ProbeResult",
+    "SshClient",
     "State",
     "Supervisor",
     "TunnelError",
     "TunnelStatus",
+    "Upstream",
     "UrlPath",
+    "bridge",
+    "check_port",
+    "connect_options",
+    "default_known_hosts",
     "fingerprint",
+    "host_pattern",
     "insecure_ws_refusal",
+    "is_tailnet_ip",
     "make_port_guard",
     "needs_user",
     "path_for",
     "probe_gateway",
     "read_lock",
     "remember",
+    "resolve_target",
     "worst",
 ]

@@ -203,8 +203,8 @@ class UrlPath:
             if verdict.node is not None and not ts.is_tailnet_ip(self.host) and not _is_ip(self.host):
                 dial_host = verdict.node.address() or self.host  # MagicDNS may be off in the OS resolver
         elif self.scheme == "ws" and not self.insecure_ws_ok_offline():
-            verdict = None if _is_ip(self.host) else await self._tailscale()
-            if verdict is None or verdict.node is None:
+            named = None if _is_ip(self.host) else await self._tailscale()
+            if named is None or named.node is None:
                 raise insecure_ws_refusal(self.profile, self.host)
         if self.scheme == "wss":
             if self._tls is None:
