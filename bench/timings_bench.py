@@ -176,7 +176,7 @@ def silent(sshd: SshdServer, gw_port: int, row: Row) -> float:
             t0 = time.perf_counter()
             st = w.wait_from(mark, lambda s: s["state"] != "healthy", DEADLINE_S, "leaving healthy")
             took = time.perf_counter() - t0
-            row.note = f"{st['state']}: {st['lastError']!r}"
+            row.note = f"{st['state']}: {st['last_error']!r}"
             return took
 
 
