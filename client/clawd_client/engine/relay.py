@@ -19,10 +19,11 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from .listener import CHUNK, HeldListener
+
 log = logging.getLogger("clawd.relay")
 
 CONNECT_TIMEOUT_S = 10.0
-CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -64,97 +65,28 @@ async def open_upstream(
     )
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            data = await reader.read(CHUNK)
-            if not data:
-                break
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError, ssl.SSLError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        # Half-close where the transport can (plain TCP); TLS cannot, so close that side.
-        with contextlib.suppress(Exception):
-            if writer.can_write_eof():
-                writer.write_eof()
-            else:
-                writer.close()
+class Relay(HeldListener):
+    """Listens on 127.0.0.1:port (and [::1]:port when possible); one upstream per connection.
 
-
-class Relay:
-    """Listens on 127.0.0.1:port (and [::1]:port when possible); one upstream per connection."""
+    The agent's held listener with nothing held (hold 0): a connection whose upstream cannot be
+    opened is closed at once, and why is kept in `last_error`."""
 
     def __init__(self, upstream: Upstream) -> None:
+        super().__init__(hold_s=0)
         self.upstream = upstream
-        self.local_port = 0
-        self.last_error: str | None = None
-        self._servers: list[asyncio.AbstractServer] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
+        self.set_opener(lambda: open_upstream(upstream), f"relay to {upstream.describe()}")
+
+    @property
+    def local_port(self) -> int:
+        return self.port
 
     async def start(self, port: int) -> int:
         """Bind; raises OSError when 127.0.0.1:port is taken (the port guard runs before this)."""
-        first = await asyncio.start_server(self._serve, "127.0.0.1", port, limit=CHUNK)
-        self._servers.append(first)
-        self.local_port = first.sockets[0].getsockname()[1]
-        with contextlib.suppress(OSError):
-            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.bind(("::1", self.local_port))
-            except OSError:
-                sock.close()
-                raise
-            self._servers.append(await asyncio.start_server(self._serve, sock=sock, limit=CHUNK))
-        return self.local_port
-
-    def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.ensure_future(self._handle(reader, writer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        up_writer: asyncio.StreamWriter | None = None
-        try:
-            try:
-                up_reader, up_writer = await open_upstream(self.upstream)
-            except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
-                self.last_error = f"{self.upstream.describe()}: {describe_error(exc)}"
-                log.info("relay: upstream connect failed: %s", self.last_error)
-                return
-            self.last_error = None
-            self._writers.add(up_writer)
-            await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
-        finally:
-            for w in (writer, up_writer):
-                if w is not None:
-                    self._writers.discard(w)
-                    with contextlib.suppress(Exception):
-                        w.close()
+        return await self.bind(port)
 
     @property
     def connections(self) -> int:
-        return len(self._tasks)
-
-    async def close(self) -> None:
-        for server in self._servers:
-            server.close()
-        for w in list(self._writers):
-            with contextlib.suppress(Exception):
-                w.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        for server in self._servers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 2)
-        self._servers.clear()
+        return self.active
 
 
 def describe_error(exc: BaseException) -> str:
