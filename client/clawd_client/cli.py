@@ -7,7 +7,6 @@ Exit codes: 0 ok · 1 failure / not healthy · 2 usage · 3 not running / unreac
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Sequence
@@ -127,6 +126,8 @@ def cmd_health(args: argparse.Namespace) -> int:
         found = secret_from_env(os.environ)
         if found is not None:
             secret, auth = found
+    import asyncio
+
     result = asyncio.run(probe_gateway(url, auth, secret, timeout=args.timeout))
     return _print_health(args, result, url, secret)
 
@@ -193,6 +194,8 @@ def _health_url_profile(args: argparse.Namespace, profile: Any) -> int:
             return None, str(exc)
         return await probe_url_profile(path, up, secret), profile.url
 
+    import asyncio
+
     result, where = asyncio.run(run())
     if result is None:
         if args.json:
@@ -208,6 +211,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     profile = _profile(args.name)
     secret, why = _secret_for(profile)
+    import asyncio
+
     report = asyncio.run(diagnose(profile, secret, why))
     if args.json:
         print(
@@ -244,6 +249,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+
     from .demo import run_demo
 
     return asyncio.run(run_demo(args.once, args.port, sys.stdout))
