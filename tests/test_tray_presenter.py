@@ -1,31 +1,39 @@
-"""The tray's presentation as pure functions: every engine state in; icon, tooltip, menu,
-default click and notices out. Plus the icons themselves, the Linux backend advice, the
-start-at-login bridge and the engine-side mapping of failures to "needs you"."""
+"""The tray's presentation as pure functions: every tunnel state the agent publishes, for one
+profile and for many, in; icon, tooltip, menu, default click and notices out. Plus the icons
+themselves, the Linux backend advice, the start-at-login bridge, the pystray menu glue, and the
+rule that the tray imports no SSH stack (it is a client of the agent)."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from clawd_client.engine import machine as m
+from clawd_client.engine import UP_STATES, Hop, State, TunnelStatus
 from clawd_client.tray.icons import DOT, ICON_SIZE, IconKind, contact_sheet, render, render_master
+from clawd_client.tray.notify import NotifyPolicy, NotifyState, notify_step
 from clawd_client.tray.presenter import (
+    NO_PROFILE,
     Action,
-    Attention,
+    AgentConn,
     Caps,
-    NotifyPolicy,
-    NotifyState,
     TrayInput,
-    control_ui_url,
-    icon_kind,
-    notify_step,
+    focus,
+    item_id,
+    parse_item_id,
     present,
+    worst_profile,
 )
+from clawd_client.tray.tunnel import control_ui_url, icon_kind
 
 URL = "ws://127.0.0.1:18789"
+FP = "SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
 
 def _pixels(image: Any) -> Any:
@@ -34,273 +42,379 @@ def _pixels(image: Any) -> Any:
     return flat() if flat is not None else image.getdata()
 
 
-def status(state: str, **kw: Any) -> dict[str, Any]:
-    """A status dict shaped like Supervisor.status()."""
+def tunnel(state: str, name: str = "vps", **kw: Any) -> TunnelStatus:
+    """A TunnelStatus as the agent publishes it (active_path set while the path carries traffic)."""
     base: dict[str, Any] = {
-        "profile": "vps",
-        "pid": 4242,
-        "method": "ssh",
-        "target": "me@203.0.113.7",
-        "localUrl": URL,
+        "profile": name,
         "state": state,
-        "degraded": None,
+        "local_url": URL,
         "since": 1_700_000_000.0,
-        "lastError": None,
-        "detailCode": None,
-        "latencyMs": None,
-        "reconnects": 0,
-        "attempts": 0,
-        "nextAttemptInS": None,
-        "note": None,
-        "server": None,
+        "target": "me@203.0.113.7",
+        "pid": 4242,
+        "active_path": "ssh" if state in UP_STATES else None,
     }
     base.update(kw)
-    return base
+    return TunnelStatus(**base)
 
 
-def view(st: dict[str, Any] | None, **kw: Any) -> Any:
-    kw.setdefault("profiles", ("vps",))
-    kw.setdefault("profile", "vps")
+def view(*tunnels: TunnelStatus, profiles: tuple[str, ...] | None = None, **kw: Any) -> Any:
+    """present() for these tunnels (up in the agent) and these profiles (default: the tunnels')."""
+    by_name = {t.profile: t for t in tunnels}
     kw.setdefault("autostart", False)
-    return present(TrayInput(status=st, **kw))
+    names = profiles if profiles is not None else (tuple(sorted(by_name)) or ("vps",))
+    return present(TrayInput(profiles=names, tunnels=by_name, **kw))
 
 
 def enabled(v: Any) -> set[str]:
-    return {i.id for i in v.menu if i.id and i.enabled and not i.separator}
+    out: set[str] = set()
+    stack = list(v.menu)
+    while stack:
+        item = stack.pop()
+        stack.extend(item.submenu)
+        if item.id and item.enabled and not item.separator and not item.submenu:
+            out.add(item.id)
+    return out
 
 
-HOSTKEY = Attention(
-    "host-key-unknown", "unknown key", fingerprint="SHA256:abcdefghijklmnopqrstuvwxyz0123456789"
-)
-ALWAYS = {"copy-url", "diagnose", "open-logs", "autostart", "quit"}
+def ids(*actions: str, name: str = "vps") -> set[str]:
+    return {f"{a}:{name}" for a in actions}
 
-# state -> (status kwargs, attention, icon, headline fragment, enabled actions, default click)
-CASES: dict[str, tuple[dict[str, Any], Attention | None, IconKind, str, set[str], str | None]] = {
-    "idle": ({}, None, IconKind.CONNECTING, "starting", {"disconnect", "reconnect"}, "reconnect"),
-    "connecting": ({}, None, IconKind.CONNECTING, "connecting…", {"disconnect", "reconnect"}, "reconnect"),
+
+APP = {"open-logs", "autostart", "quit"}
+UP = {"disconnect", "reconnect", "copy-url"}
+LOGIN_HOPS = (Hop("daemon", True, "running"), Hop("login", False, "logged out", fix="tailscale up"))
+
+# name -> (tunnel kwargs incl. state, icon, headline fragment, enabled per-profile actions, default)
+CASES: dict[str, tuple[dict[str, Any], IconKind, str, set[str], str]] = {
+    "idle": ({"state": "idle"}, IconKind.CONNECTING, "starting", UP, "reconnect"),
+    "connecting": ({"state": "connecting"}, IconKind.CONNECTING, "connecting…", UP, "reconnect"),
     "reconnecting": (
-        {"state": "connecting", "lastError": "Server not responding to keepalive"},
-        None,
+        {"state": "connecting", "last_error": "Server not responding to keepalive"},
         IconKind.CONNECTING,
         "reconnecting…",
-        {"disconnect", "reconnect"},
+        UP,
         "reconnect",
     ),
-    "forwarding": (
-        {},
-        None,
-        IconKind.CONNECTING,
-        "checking the gateway",
-        {"disconnect", "reconnect"},
-        "reconnect",
-    ),
+    "forwarding": ({"state": "forwarding"}, IconKind.CONNECTING, "checking the gateway", UP, "reconnect"),
     "healthy": (
-        {"latencyMs": 41.3},
-        None,
+        {"state": "healthy", "latency_ms": 41.3},
         IconKind.HEALTHY,
         "connected",
-        {"disconnect", "reconnect", "open-ui"},
+        UP | {"open-ui"},
         "open-ui",
     ),
     "degraded-unreachable": (
-        {"state": "degraded", "degraded": "gateway-unreachable", "lastError": "connection refused"},
-        None,
+        {"state": "degraded", "degraded": "gateway-unreachable", "last_error": "connection refused"},
         IconKind.DEGRADED,
         "gateway not answering",
-        {"disconnect", "reconnect"},
+        UP,
         "reconnect",
     ),
     "degraded-unhealthy": (
-        {"state": "degraded", "degraded": "gateway-unhealthy", "lastError": "health not ok"},
-        None,
+        {"state": "degraded", "degraded": "gateway-unhealthy", "last_error": "health not ok"},
         IconKind.DEGRADED,
         "gateway unhealthy",
-        {"disconnect", "reconnect", "open-ui"},
+        UP | {"open-ui"},
         "open-ui",
     ),
     "degraded-auth": (
-        {"state": "degraded", "degraded": "gateway-auth-rejected", "lastError": "token mismatch"},
-        Attention("gateway-auth", "refused", fix="clawd secret set vps"),
+        {
+            "state": "degraded",
+            "degraded": "gateway-auth-rejected",
+            "last_error": "token mismatch",
+            "needs_user": "gateway-auth",
+            "fix": "store the gateway's current secret: clawd secret set vps",
+        },
         IconKind.NEEDS_USER,
         "refused the secret",
-        {"disconnect", "reconnect", "open-ui"},
+        UP | {"open-ui"},
         "diagnose",
     ),
     "backoff": (
-        {
-            "attempts": 3,
-            "lastError": "SSH to me@203.0.113.7 failed: Network is unreachable",
-            "nextAttemptInS": 3.2,
-        },
-        None,
+        {"state": "backoff", "attempts": 3, "last_error": "Network is unreachable", "next_attempt_in_s": 3.2},
         IconKind.CONNECTING,
         "retrying (attempt 4)",
-        {"disconnect", "reconnect"},
+        UP,
+        "reconnect",
+    ),
+    "backoff-tailscale-login": (
+        {"state": "backoff", "attempts": 1, "last_error": "logged out", "hops": LOGIN_HOPS},
+        IconKind.NEEDS_USER,
+        "Tailscale needs you",
+        UP,
         "reconnect",
     ),
     "fatal-hostkey-unknown": (
-        {"state": "fatal", "lastError": "the SSH host key of [h]:22 is not known yet"},
-        HOSTKEY,
+        {
+            "state": "fatal",
+            "last_error": "the SSH host key of [h]:22 is not known yet",
+            "needs_user": "host-key-unknown",
+            "fingerprint": FP,
+        },
         IconKind.NEEDS_USER,
         "unknown SSH host key",
-        {"connect", "reconnect", "trust-host-key"},
+        UP | {"trust-host-key"},
         "diagnose",
     ),
     "fatal-hostkey-changed": (
-        {"state": "fatal", "lastError": "REMOTE HOST KEY CHANGED"},
-        Attention("host-key-changed", "changed", fingerprint="SHA256:xyz"),
+        {
+            "state": "fatal",
+            "last_error": "HOST KEY CHANGED",
+            "needs_user": "host-key-changed",
+            "fingerprint": FP,
+        },
         IconKind.NEEDS_USER,
         "host key CHANGED",
-        {"connect", "reconnect"},
+        UP,
         "diagnose",
     ),
     "fatal-ssh-auth": (
-        {"state": "fatal", "lastError": "SSH authentication to me@h was refused"},
-        Attention("ssh-auth", "refused"),
+        {"state": "fatal", "last_error": "SSH authentication to me@h was refused", "needs_user": "ssh-auth"},
         IconKind.NEEDS_USER,
         "SSH login refused",
-        {"connect", "reconnect"},
+        UP,
         "diagnose",
     ),
-    "fatal-unexplained": (
-        {"state": "fatal", "lastError": "file not found: /k"},
-        None,
+    "fatal-setup": (
+        {"state": "fatal", "last_error": "file not found: /k", "needs_user": "setup"},
         IconKind.NEEDS_USER,
-        "needs you",
-        {"connect", "reconnect"},
+        "setup problem",
+        UP,
         "diagnose",
     ),
-    "stopped": ({}, None, IconKind.STOPPED, "disconnected", {"connect"}, "connect"),
-    "not running": ({}, None, IconKind.STOPPED, "not running", {"connect"}, "connect"),
+    "stopped": ({"state": "stopped"}, IconKind.STOPPED, "disconnected", {"connect"}, "connect"),
 }
 
 
 def test_every_engine_state_has_a_case():
-    covered = {CASES[name][0].get("state", name) for name in CASES}
-    assert {s.value for s in m.State} <= covered
+    assert {s.value for s in State} <= {kw["state"] for kw, *_ in CASES.values()}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_state_presentation(name):
-    kw, attention, icon, headline, actions, default = CASES[name]
-    st = status(kw.pop("state", name), **kw)
-    v = view(st, attention=attention)
-    assert v.icon is icon
-    assert icon_kind(st, attention) is icon
+def test_one_profile_every_state(name):
+    """One profile: a flat menu whose first row is the headline, and exactly one of Connect and
+    Disconnect; the tooltip names the state and the path carrying it."""
+    kw, icon, headline, actions, default = CASES[name]
+    st = tunnel(**kw)
+    v = view(st)
+    up = st.state != "stopped"
+    assert v.icon is icon and icon_kind(st) is icon
     assert headline in v.headline and v.headline.startswith("vps: ")
     assert v.menu[0].text == v.headline and not v.menu[0].enabled
-    assert enabled(v) == actions | ALWAYS, name
-    assert v.default_action == default
-    if default is not None:
-        assert default in enabled(v) | {"diagnose"}
-    # tooltip: profile, state, local URL; latency when healthy; within the Windows limit
-    assert "vps" in v.tooltip and URL in v.tooltip and len(v.tooltip) <= 127
-    assert ("41.3 ms" in v.tooltip) == (name == "healthy")
-    # the greyed detail line explains failures
-    if kw.get("lastError") and st["state"] != "healthy":
-        assert not v.menu[1].enabled and not v.menu[1].separator
-    # exactly one of Connect / Disconnect makes sense at a time
-    assert not ({"connect", "disconnect"} <= enabled(v))
-    # the menu always ends with Quit, and Start at login is a check item
-    assert v.menu[-1].id == "quit"
+    expected = ids(*actions, "diagnose") | APP | ({"disconnect-all-quit"} if up else set())
+    assert enabled(v) == expected, name
+    assert v.default_action == f"{default}:vps"
+    assert not ({"connect:vps", "disconnect:vps"} <= enabled(v))
+    assert v.find("quit").text == ("Quit (tunnels stay up)" if up else "Quit")
+    assert v.menu[-1].id == "disconnect-all-quit" and v.menu[-2].id == "quit"
     assert v.find("autostart").checked is False
+    assert len(v.tooltip) <= 127
+    if up:
+        assert v.tooltip.startswith(f"clawd · vps: {v.headline[5:]}")
+        assert ("via ssh" in v.tooltip) == (st.active_path == "ssh")
+        assert ("41.3 ms" in v.tooltip) == (name == "healthy")
+        if st.last_error and st.state != "healthy" and not st.fingerprint:
+            assert v.menu[1].text.startswith(st.last_error[:20]) and not v.menu[1].enabled
+    else:
+        assert v.tooltip == "clawd · no tunnel up"
 
 
-def test_trust_host_key_item_only_for_an_unknown_key_and_shows_the_fingerprint():
-    v = view(status("fatal", lastError="unknown"), attention=HOSTKEY)
-    item = v.find("trust-host-key")
-    assert item is not None and item.enabled and "SHA256:abcdefghijklmnopqrstu" in item.text
-    assert len(item.text) < 60
-    assert "server key SHA256:" in v.menu[1].text
-    changed = Attention("host-key-changed", "x", fingerprint="SHA256:xyz")
-    assert view(status("fatal"), attention=changed).find("trust-host-key") is None
-    assert view(status("healthy"), attention=HOSTKEY).find("trust-host-key") is None
+def test_a_profile_that_is_not_up_offers_only_connect():
+    v = view(profiles=("vps",))
+    assert v.icon is IconKind.STOPPED and v.headline == "vps: disconnected"
+    assert enabled(v) == {"connect:vps", "diagnose:vps"} | APP
+    assert v.find("copy-url:vps").text == "Copy gateway URL" and not v.find("open-ui:vps").enabled
 
 
-def test_before_the_first_status_and_when_blocked():
-    v = view(None)
-    assert v.icon is IconKind.CONNECTING and "starting" in v.headline
-    assert enabled(v) == {"diagnose", "open-logs", "autostart", "quit"} and v.default_action is None
-    blocked = view(None, blocked="vps: already connected by pid 77")
-    assert blocked.icon is IconKind.NEEDS_USER
-    assert blocked.headline == "vps: already connected by pid 77"
-    assert enabled(blocked) == {"connect", "diagnose", "open-logs", "autostart", "quit"}
-    assert blocked.default_action == "connect"
-    none = view(None, blocked="no gateway profile yet", profiles=(), profile=None)
-    assert "diagnose" not in enabled(none)
+def test_trust_item_carries_the_full_fingerprint_for_an_unknown_key_only():
+    kw = CASES["fatal-hostkey-unknown"][0]
+    v = view(tunnel(**kw))
+    item = v.find("trust-host-key:vps")
+    assert item is not None and item.enabled and item.arg == FP
+    assert "SHA256:abcdefghijklmnopqrstu" in item.text and len(item.text) < 60
+    assert v.menu[1].text == f"server key {FP}"
+    assert view(tunnel(**CASES["fatal-hostkey-changed"][0])).find("trust-host-key:vps") is None
+    assert view(tunnel("healthy", fingerprint=FP)).find("trust-host-key:vps") is None
+    assert view(tunnel("fatal", needs_user="host-key-unknown")).find("trust-host-key:vps") is None
 
 
-def test_profile_submenu_only_with_several_profiles_and_radio_only_where_supported():
-    assert all(not i.submenu for i in view(status("healthy")).menu)
-    v = view(status("healthy"), profiles=("home", "vps", "work"))
-    sub = next(i for i in v.menu if i.submenu)
-    assert sub.text == "Profile: vps"
-    assert [(s.id, s.checked, s.radio) for s in sub.submenu] == [
-        ("profile:home", False, True),
-        ("profile:vps", True, True),
-        ("profile:work", False, True),
+def test_many_profiles_each_with_its_state_and_its_own_commands():
+    """Several profiles: one submenu each, titled with its state; per-profile item ids; the icon
+    shows the worst of the profiles that are up, and one that is not up does not count."""
+    v = view(
+        tunnel("healthy", "vps", latency_ms=12.0),
+        tunnel("backoff", "home", attempts=2, last_error="Connection refused"),
+        profiles=("home", "vps", "work"),
+    )
+    assert v.icon is IconKind.CONNECTING
+    assert v.headline == "clawd: 2 tunnels up · home: link down, retrying (attempt 3)"
+    subs = [i for i in v.menu if i.submenu]
+    assert [(i.id, i.text) for i in subs] == [
+        ("profile:home", "home: link down, retrying (attempt 3)"),
+        ("profile:vps", "vps: connected"),
+        ("profile:work", "work: disconnected"),
     ]
-    no_radio = view(status("healthy"), profiles=("a", "vps"), caps=Caps("darwin", has_radio=False))
-    assert all(s.radio is False and s.checked is not None for i in no_radio.menu for s in i.submenu)
+    assert enabled(v) == (
+        ids("disconnect", "reconnect", "copy-url", "diagnose", name="home")
+        | ids("disconnect", "reconnect", "copy-url", "diagnose", "open-ui", name="vps")
+        | ids("connect", "diagnose", name="work")
+        | APP
+        | {"disconnect-all-quit"}
+    )
+    assert v.find("copy-url:vps").arg == URL and v.find("open-ui:vps").arg == "http://127.0.0.1:18789/"
+    assert v.tooltip.splitlines() == [
+        "clawd · 2 tunnels up",
+        "home: link down, retrying (attempt 3)",  # no path carries it now
+        "vps: connected via ssh · 12 ms",
+    ]
+    assert v.default_action == "reconnect:home"  # a plain click acts on the profile the icon shows
+
+
+@pytest.mark.parametrize(
+    ("states", "icon", "shown"),
+    [
+        ((("a", "healthy", {}), ("b", "fatal", {"needs_user": "setup"})), IconKind.NEEDS_USER, "b"),
+        (
+            (
+                ("a", "degraded", {"degraded": "gateway-unreachable"}),
+                ("b", "degraded", {"degraded": "gateway-auth-rejected", "needs_user": "gateway-auth"}),
+            ),
+            IconKind.NEEDS_USER,
+            "b",
+        ),
+        ((("a", "forwarding", {}), ("b", "backoff", {}), ("c", "healthy", {})), IconKind.CONNECTING, "b"),
+        (
+            (("a", "healthy", {}), ("b", "degraded", {"degraded": "gateway-unhealthy"})),
+            IconKind.DEGRADED,
+            "b",
+        ),
+        ((("a", "healthy", {}), ("b", "healthy", {})), IconKind.HEALTHY, "a"),
+    ],
+)
+def test_the_icon_shows_the_worst_profile_that_is_up(states, icon, shown):
+    tunnels = [tunnel(state, name, **kw) for name, state, kw in states]
+    v = view(*tunnels, profiles=("a", "b", "c", "down"))
+    assert v.icon is icon
+    assert worst_profile({t.profile: t for t in tunnels}) == shown
+
+
+def test_all_healthy_and_nothing_up_headlines():
+    v = view(tunnel("healthy", "a"), tunnel("healthy", "b"))
+    assert v.headline == "clawd: 2 tunnels connected" and v.icon is IconKind.HEALTHY
+    idle = view(profiles=("a", "b"))
+    assert idle.icon is IconKind.STOPPED and idle.headline == "clawd: no tunnel up"
+    assert idle.tooltip == "clawd · no tunnel up" and not idle.find("disconnect-all-quit").enabled
+
+
+def test_a_plain_click_targets_the_shown_profile_else_the_named_else_the_only_one():
+    assert focus(TrayInput(profiles=("a", "b"))) is None
+    assert view(profiles=("a", "b")).default_action is None
+    assert view(profiles=("a", "b"), preferred="b").default_action == "connect:b"
+    assert view(profiles=("a",)).default_action == "connect:a"
+    assert view(tunnel("healthy", "b"), profiles=("a", "b"), preferred="a").default_action == "open-ui:b"
 
 
 def test_default_item_is_marked_only_where_a_click_runs_it():
-    gtk = view(status("healthy"), caps=Caps("gtk"))
-    assert [i.id for i in gtk.menu if i.default] == ["open-ui"]
-    appind = view(status("healthy"), caps=Caps("appindicator", has_default_action=False))
+    gtk = view(tunnel("healthy"), caps=Caps("gtk"))
+    assert [i.id for i in gtk.menu if i.default] == ["open-ui:vps"]
+    appind = view(tunnel("healthy"), caps=Caps("appindicator", has_default_action=False))
     assert not any(i.default for i in appind.menu)
-    assert appind.default_action == "open-ui"  # still the answer for a menu-less click
+    assert appind.default_action == "open-ui:vps"  # still the answer for a menu-less click
+    many = view(tunnel("healthy", "a"), profiles=("a", "b"), caps=Caps("xorg", has_menu=False))
+    assert many.find("open-ui:a").default and not any(i.default for i in many.menu)
+
+
+@pytest.mark.parametrize("phase", ["starting", "reconnecting"])
+def test_while_the_agent_is_out_of_reach_nothing_is_guessed(phase):
+    agent = AgentConn(phase, error="the clawd agent exited at start (code 1)")
+    v = view(tunnel("healthy"), agent=agent)
+    assert v.icon is IconKind.CONNECTING
+    assert v.headline == (
+        "clawd: starting the agent…" if phase == "starting" else "clawd: reconnecting to the agent…"
+    )
+    assert v.menu[1].text.startswith("the clawd agent exited at start") and not v.menu[1].enabled
+    assert enabled(v) == APP and v.default_action is None
+    assert v.find("quit").text == "Quit" and not v.find("disconnect-all-quit").enabled
+    assert v.tooltip == f"clawd · {v.headline}"
+
+
+def test_no_profile_yet_and_unreadable_profiles():
+    none = view(profiles=())
+    assert none.icon is IconKind.NEEDS_USER and none.headline == NO_PROFILE
+    assert enabled(none) == APP
+    broken = view(
+        tunnel("healthy", "a"), tunnel("healthy", "b"), profiles=(), problem="cannot read profiles: x"
+    )
+    assert broken.icon is IconKind.HEALTHY  # what is up is still shown, and can still be brought down
+    assert "cannot read profiles: x" in [i.text for i in broken.menu]
+    assert {"disconnect:a", "disconnect:b"} <= enabled(broken)
 
 
 def test_autostart_item_states():
-    assert view(status("healthy"), autostart=True).find("autostart").checked is True
-    missing = view(status("healthy"), autostart=None).find("autostart")
+    assert view(tunnel("healthy"), autostart=True).find("autostart").checked is True
+    missing = view(tunnel("healthy"), autostart=None).find("autostart")
     assert not missing.enabled and "unavailable" in missing.text
-    busy = view(status("healthy"), autostart=True, busy=frozenset({"autostart"})).find("autostart")
+    busy = view(tunnel("healthy"), autostart=True, busy=frozenset({"autostart"})).find("autostart")
     assert not busy.enabled
 
 
-def test_diagnosis_in_flight_disables_the_item():
-    item = view(status("healthy"), busy=frozenset({"diagnose"})).find("diagnose")
-    assert not item.enabled and item.text.startswith("Running diagnosis")
+def test_diagnosis_in_flight_disables_that_profiles_item_only():
+    v = view(tunnel("healthy", "a"), tunnel("healthy", "b"), busy=frozenset({"diagnose:a"}))
+    assert not v.find("diagnose:a").enabled and v.find("diagnose:a").text.startswith("Running diagnosis")
+    assert v.find("diagnose:b").enabled
+
+
+def test_quitting_disables_both_quit_items():
+    v = view(tunnel("healthy"), busy=frozenset({"quit"}))
+    assert not v.find("quit").enabled and not v.find("disconnect-all-quit").enabled
 
 
 def test_copy_item_names_the_url_and_control_ui_url_never_carries_a_secret():
-    assert URL in view(status("healthy")).find("copy-url").text
-    assert control_ui_url(status("healthy")) == "http://127.0.0.1:18789/"
-    assert control_ui_url(status("healthy", localUrl="wss://gw.example:443")) == "https://gw.example:443/"
-    assert control_ui_url(None) is None
-    assert control_ui_url(status("healthy", localUrl=None)) is None
+    assert URL in view(tunnel("healthy")).find("copy-url:vps").text
+    assert control_ui_url(URL) == "http://127.0.0.1:18789/"
+    assert control_ui_url("wss://gw.example:443") == "https://gw.example:443/"
+    assert control_ui_url(None) is None and control_ui_url("nonsense") is None
 
 
 def test_long_errors_are_shortened_and_the_tooltip_is_capped():
-    st = status("backoff", lastError="x" * 500, localUrl="ws://127.0.0.1:18789", attempts=1)
-    v = view(st, profile="p" * 100, profiles=("p" * 100,))
-    assert len(v.tooltip) <= 127
-    assert all(len(i.text) <= 72 for i in v.menu)
+    long = [
+        tunnel("backoff", f"profile-{i:02d}" + "p" * 40, last_error="x" * 500, attempts=1) for i in range(8)
+    ]
+    v = view(*long)
+    assert len(v.tooltip) <= 127 and v.tooltip.endswith("…")
+    stack = list(v.menu)
+    while stack:
+        item = stack.pop()
+        stack.extend(item.submenu)
+        assert len(item.text) <= 72 or item.submenu or item.id.startswith("trust"), item.text
 
 
-def test_action_ids_are_stable():
+def test_item_ids_are_stable_and_round_trip():
     assert {a.value for a in Action} == {
         "connect",
         "disconnect",
         "reconnect",
         "trust-host-key",
-        "profile",
         "open-ui",
         "copy-url",
         "diagnose",
+        "profile",
         "open-logs",
         "autostart",
         "quit",
+        "disconnect-all-quit",
     }
+    assert parse_item_id(item_id(Action.CONNECT, "a:b")) == (Action.CONNECT, "a:b")
+    assert parse_item_id("quit") == (Action.QUIT, None)
+    with pytest.raises(ValueError):
+        parse_item_id("format-disk:vps")
 
 
 # --- notifications --------------------------------------------------------------------------------
 
 
 class Feed:
-    """Drive notify_step like the adapter does: on each change, and again when it asks."""
+    """Drive notify_step like the adapter does for one profile: on each change, and when it asks."""
 
     def __init__(self, policy: NotifyPolicy | None = None) -> None:
         self.state = NotifyState()
@@ -308,104 +422,153 @@ class Feed:
         self.shown: list[tuple[float, str, str]] = []
         self.again: float | None = None
 
-    def at(self, now: float, st: dict[str, Any] | None, attention: Attention | None = None) -> list[str]:
-        kind = icon_kind(st, attention)
+    def at(self, now: float, st: TunnelStatus | None) -> list[str]:
         self.state, notices, self.again = notify_step(
-            self.state, kind, st, now, profile="vps", attention=attention, policy=self.policy
+            self.state, icon_kind(st), st, now, profile="vps", policy=self.policy
         )
         for n in notices:
             self.shown.append((now, n.kind, n.title + " / " + n.message))
         return [n.kind for n in notices]
 
 
+HOSTKEY = tunnel("fatal", last_error="hk", needs_user="host-key-unknown", fingerprint=FP)
+
+
 def test_first_connection_that_just_works_says_nothing():
     f = Feed()
-    assert f.at(0, status("connecting")) == []
-    assert f.at(0.2, status("forwarding")) == []
-    assert f.at(0.3, status("healthy")) == []
+    assert f.at(0, tunnel("connecting")) == []
+    assert f.at(0.2, tunnel("forwarding")) == []
+    assert f.at(0.3, tunnel("healthy")) == []
     assert f.shown == []
 
 
 def test_a_short_drop_is_healed_silently():
     f = Feed()
-    f.at(0, status("healthy"))
-    assert f.at(100, status("connecting", lastError="keepalive")) == []
+    f.at(0, tunnel("healthy"))
+    assert f.at(100, tunnel("connecting", last_error="keepalive")) == []
     assert f.again == 120  # the adapter re-asks at the end of the grace period
-    assert f.at(104, status("healthy")) == []
+    assert f.at(104, tunnel("healthy")) == []
     assert f.again is None and f.shown == []
 
 
 def test_a_long_drop_says_lost_once_then_restored_with_the_outage_length():
     f = Feed()
-    f.at(0, status("healthy"))
-    f.at(100, status("connecting", lastError="keepalive"))
-    f.at(101, status("backoff", lastError="Network is unreachable", attempts=1))
-    assert f.at(120, status("backoff", lastError="Network is unreachable", attempts=1)) == ["lost"]
+    f.at(0, tunnel("healthy"))
+    f.at(100, tunnel("connecting", last_error="keepalive"))
+    f.at(101, tunnel("backoff", last_error="Network is unreachable", attempts=1))
+    assert f.at(120, tunnel("backoff", last_error="Network is unreachable", attempts=1)) == ["lost"]
     assert "connection lost" in f.shown[-1][2] and "Network is unreachable" in f.shown[-1][2]
-    assert f.at(150, status("backoff", attempts=5)) == []  # no repeats while still down
-    assert f.at(190, status("healthy")) == ["restored"]
+    assert f.at(150, tunnel("backoff", attempts=5)) == []  # no repeats while still down
+    assert f.at(190, tunnel("healthy")) == ["restored"]
     assert "after 1 min 30 s" in f.shown[-1][2]
 
 
 def test_a_flapping_link_is_rate_limited_and_the_skipped_drops_are_counted():
     f = Feed()
-    f.at(0, status("healthy"))
+    f.at(0, tunnel("healthy"))
     t = 10.0
     kinds: list[str] = []
     for _ in range(12):  # a drop every 50 s, each lasting 25 s (longer than the grace period)
-        kinds += f.at(t, status("connecting", lastError="flap"))
-        kinds += f.at(t + 25, status("backoff", lastError="flap", attempts=1))
-        kinds += f.at(t + 30, status("healthy"))
+        kinds += f.at(t, tunnel("connecting", last_error="flap"))
+        kinds += f.at(t + 25, tunnel("backoff", last_error="flap", attempts=1))
+        kinds += f.at(t + 30, tunnel("healthy"))
         t += 50
     assert kinds.count("lost") == 1 and kinds.count("restored") == 1
-    # After the rate-limit window, the next long drop is announced with the count of skipped ones.
-    f.at(t + 700, status("connecting", lastError="flap"))
-    assert f.at(t + 725, status("backoff", lastError="flap", attempts=1)) == ["lost"]
+    f.at(t + 700, tunnel("connecting", last_error="flap"))
+    assert f.at(t + 725, tunnel("backoff", last_error="flap", attempts=1)) == ["lost"]
     assert "(11 more drops since the last notice)" in f.shown[-1][2]
 
 
 def test_cannot_connect_at_start_is_announced_after_the_grace_period():
     f = Feed()
-    f.at(0, status("connecting"))
-    assert f.at(20, status("backoff", lastError="Connection refused", attempts=2)) == ["lost"]
+    f.at(0, tunnel("connecting"))
+    assert f.at(20, tunnel("backoff", last_error="Connection refused", attempts=2)) == ["lost"]
     assert "cannot connect to vps yet" in f.shown[-1][2]
-    assert f.at(60, status("healthy")) == ["restored"]
+    assert f.at(60, tunnel("healthy")) == ["restored"]
     assert "established after 1 min" in f.shown[-1][2]
 
 
 def test_needs_attention_is_immediate_with_the_fix_and_not_repeated_for_the_same_cause():
     f = Feed()
-    f.at(0, status("healthy"))
-    auth = Attention("gateway-auth", "The gateway refused vps's secret", fix="clawd secret set vps")
-    st = status("degraded", degraded="gateway-auth-rejected", lastError="token mismatch")
-    assert f.at(10, st, auth) == ["attention"]
-    assert "Fix: clawd secret set vps" in f.shown[-1][2]
-    assert f.at(15, st, auth) == []  # every re-probe republishes: still one notice
-    assert f.at(20, status("fatal", lastError="hk"), HOSTKEY) == ["attention"]  # a new cause
-    assert f.at(400, st, auth) == ["attention"]  # the cause changed back: say it again
-    assert f.at(500, st, auth) == []
-    assert f.at(1100, st, auth) == ["attention"]  # same cause, but after the rate-limit window
+    f.at(0, tunnel("healthy"))
+    auth = tunnel(**CASES["degraded-auth"][0])
+    assert f.at(10, auth) == ["attention"]
+    assert "refused vps's secret: token mismatch" in f.shown[-1][2]
+    assert "Fix: store the gateway's current secret: clawd secret set vps" in f.shown[-1][2]
+    assert f.at(15, auth) == []  # every re-probe republishes: still one notice
+    assert f.at(20, HOSTKEY) == ["attention"]  # a new cause
+    assert FP in f.shown[-1][2] and "Trust host key" in f.shown[-1][2]
+    assert f.at(400, auth) == ["attention"]  # the cause changed back: say it again
+    assert f.at(500, auth) == []
+    assert f.at(1100, auth) == ["attention"]  # same cause, but after the rate-limit window
 
 
 def test_user_actions_are_silent_and_cancel_a_pending_restored():
     f = Feed()
-    f.at(0, status("healthy"))
-    f.at(10, status("backoff", lastError="down", attempts=1))
-    assert f.at(40, status("backoff", lastError="down", attempts=2)) == ["lost"]
-    assert f.at(50, status("stopped")) == []  # the user pressed Disconnect
-    assert f.at(60, status("connecting")) == []
-    assert f.at(61, status("healthy")) == []  # no "restored" for a lost the user ended
+    f.at(0, tunnel("healthy"))
+    f.at(10, tunnel("backoff", last_error="down", attempts=1))
+    assert f.at(40, tunnel("backoff", last_error="down", attempts=2)) == ["lost"]
+    assert f.at(50, None) == []  # the user pressed Disconnect: the profile is no longer up
+    assert f.at(60, tunnel("connecting")) == []
+    assert f.at(61, tunnel("healthy")) == []  # no "restored" for a lost the user ended
     assert f.again is None
 
 
 def test_a_drop_that_ends_in_needs_you_keeps_its_start_for_the_restored_notice():
     f = Feed()
-    f.at(0, status("healthy"))
-    f.at(10, status("backoff", lastError="down", attempts=1))
-    assert f.at(30, status("backoff", lastError="down", attempts=2)) == ["lost"]
-    assert f.at(35, status("fatal", lastError="hk"), HOSTKEY) == ["attention"]
-    assert f.at(70, status("healthy")) == ["restored"]
+    f.at(0, tunnel("healthy"))
+    f.at(10, tunnel("backoff", last_error="down", attempts=1))
+    assert f.at(30, tunnel("backoff", last_error="down", attempts=2)) == ["lost"]
+    assert f.at(35, HOSTKEY) == ["attention"]
+    assert f.at(70, tunnel("healthy")) == ["restored"]
     assert "after 1 min" in f.shown[-1][2]
+
+
+# --- the pystray glue and what the tray imports ----------------------------------------------------
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYSTRAY_BACKEND="dummy")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_a_plain_click_reaches_a_default_that_lives_in_a_submenu():
+    """pystray runs only a top-level default item on a click (the xorg backend has nothing else),
+    so with several profiles a hidden top-level item carries the default."""
+    code = """
+import pystray
+from clawd_client.engine import TunnelStatus
+from clawd_client.tray.presenter import Caps, TrayInput, present
+from clawd_client.tray.widgets import build_menu
+st = TunnelStatus(profile="a", state="healthy", local_url="ws://127.0.0.1:1", since=0.0)
+view = present(TrayInput(profiles=("a", "b"), tunnels={"a": st}, caps=Caps("xorg", has_menu=False)))
+clicked = []
+menu = build_menu(pystray, view.menu, view.default_action, lambda i, a: lambda icon, item: clicked.append(i))
+menu(None)
+print(clicked, [str(i.text) for i in menu][:1], len(list(menu)) == len(menu.items) - 1)
+"""
+    out = _run_python(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["['open-ui:a']", "['clawd:", "1", "tunnel", "connected']", "True"]
+
+
+def test_the_tray_imports_no_ssh_stack_and_only_the_engines_face():
+    """The tray is a client of the agent: asyncssh, the runner and the host-key store stay out."""
+    code = """
+import sys
+import clawd_client.cli_tray, clawd_client.tray.app, clawd_client.tray.agentlink
+engine = sorted(m for m in sys.modules if m.startswith("clawd_client.engine."))
+print("asyncssh" in sys.modules, engine)
+"""
+    out = _run_python(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False ['clawd_client.engine.state']"
+    tray = Path(__file__).resolve().parent.parent / "client" / "clawd_client" / "tray"
+    inner = re.compile(
+        r"^\s*(from \.\.engine\.|from clawd_client\.engine\.|import asyncssh|from asyncssh)", re.M
+    )
+    for path in [*tray.glob("*.py"), tray.parent / "cli_tray.py"]:
+        assert not inner.search(path.read_text()), path  # lazy imports too, not only those at import time
 
 
 # --- icons ---------------------------------------------------------------------------------------
@@ -530,7 +693,7 @@ def test_no_display_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(UserError, match="no graphical session") as info:
         backend.load_pystray()
-    assert "clawd connect" in (info.value.fix or "")
+    assert "clawd up PROFILE" in (info.value.fix or "")
     with pytest.raises(UserError, match="unknown tray backend"):
         backend.load_pystray("qt")
 
@@ -610,100 +773,3 @@ def test_copy_without_any_tool_says_what_to_install(monkeypatch):
     with pytest.raises(desktop.DesktopError, match="install xclip") as info:
         desktop.copy_text(URL, env={"DISPLAY": ":0"})
     assert URL in str(info.value)
-
-
-# --- engine-side mapping of causes ---------------------------------------------------------------------
-
-
-def test_attention_for_host_keys_auth_and_setup(tmp_path):
-    import asyncssh
-
-    from clawd_client.engine.hostkeys import HostKeyChanged, HostKeyUnknown, fingerprint
-    from clawd_client.tray.engine import attention_for
-
-    key = asyncssh.generate_private_key("ssh-ed25519").convert_to_public()
-    fp = fingerprint(key)
-    unknown = attention_for(status("fatal"), HostKeyUnknown("h", 2222, key, tmp_path / "kh"), "vps")
-    assert unknown is not None and unknown.kind == "host-key-unknown" and unknown.fingerprint == fp
-    changed = attention_for(status("fatal"), HostKeyChanged("h", None, key, tmp_path / "kh"), "vps")
-    assert (
-        changed is not None and changed.kind == "host-key-changed" and "ssh-keygen -R" in (changed.fix or "")
-    )
-    auth = attention_for(
-        status("fatal", lastError="SSH authentication to me@h was refused: no key"), None, "vps"
-    )
-    assert auth is not None and auth.kind == "ssh-auth"
-    other = attention_for(status("fatal", lastError="file not found: /k"), None, "vps")
-    assert other is not None and other.kind == "setup" and "clawd doctor vps" in (other.fix or "")
-    gw = attention_for(
-        status("degraded", degraded="gateway-auth-rejected", lastError="mismatch"), None, "vps"
-    )
-    assert (
-        gw is not None
-        and gw.kind == "gateway-auth"
-        and gw.fix == "store the gateway's current secret: clawd secret set vps"
-    )
-    assert attention_for(status("healthy"), HostKeyUnknown("h", 22, key, tmp_path / "kh"), "vps") is None
-
-
-# --- the engine host, without a desktop ----------------------------------------------------------------
-
-
-class Changes:
-    """Collects what the host shows after each change (as the adapter would), thread-safely."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self.cond = threading.Condition()
-        self.seen: list[tuple[str | None, str | None]] = []
-        self.host: Any = None
-
-    def __call__(self) -> None:
-        with self.cond:
-            st = self.host.status
-            self.seen.append((st["state"] if st else None, self.host.blocked))
-            self.cond.notify_all()
-
-    def wait(self, pred: Any, timeout: float = 10) -> None:
-        with self.cond:
-            assert self.cond.wait_for(lambda: any(pred(s) for s in self.seen), timeout), self.seen
-
-
-def test_engine_host_is_blocked_without_profiles_and_quits_cleanly(tmp_path, monkeypatch):
-    from clawd_client.profiles import ProfileStore
-    from clawd_client.tray.engine import EngineHost
-
-    monkeypatch.setenv("CLAWD_CONFIG_DIR", str(tmp_path / "cfg"))
-    changes = Changes()
-    host = EngineHost(profile=None, on_change=changes, store=ProfileStore(tmp_path / "cfg" / "profiles.json"))
-    changes.host = host
-    host.start()
-    try:
-        changes.wait(lambda s: s[1] is not None and "no gateway profile yet" in s[1])
-        host.command("connect")  # "try again": still nothing to run, still blocked, no crash
-    finally:
-        host.quit()
-        assert host.join(10) and host.finished.is_set() and host.exit_error is None
-
-
-def test_engine_host_names_the_process_that_already_runs_the_profile(tmp_path):
-    from clawd_client.engine.lock import InstanceLock
-    from clawd_client.profiles import Profile, ProfileStore, SshTarget
-    from clawd_client.tray.engine import EngineHost
-
-    store = ProfileStore(tmp_path / "cfg" / "profiles.json")
-    store.add(Profile(name="vps", ssh=SshTarget(host="127.0.0.1", port=2)))
-    held = InstanceLock("vps")
-    held.acquire()  # as `clawd connect vps` would
-    changes = Changes()
-    host = EngineHost(profile="vps", on_change=changes, store=store)
-    changes.host = host
-    host.start()
-    try:
-        changes.wait(lambda s: s[1] is not None and "already connected by" in s[1])
-        assert host.status is None
-    finally:
-        host.quit()
-        assert host.join(10)
-        held.release()

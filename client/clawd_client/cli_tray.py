@@ -1,4 +1,4 @@
-"""`clawd tray [PROFILE]`: the system tray app (capabilities 1-4 of the tray issue).
+"""`clawd tray [PROFILE]`: the system tray app, a client of the clawd agent.
 
 Like cli_profiles.py, this module only adds its subcommand via `register(subparsers)`; the tray
 itself lives in `clawd_client.tray` and is imported only when the command runs, so the CLI (and
@@ -19,15 +19,17 @@ BACKENDS = ("appindicator", "gtk", "xorg", "darwin", "win32")
 def register(subparsers: Any) -> None:
     tray = subparsers.add_parser(
         "tray",
-        help="tray icon: connect/disconnect, state at a glance, notifications",
+        help="tray icon: every tunnel's state at a glance, connect/disconnect, notifications",
         description=(
-            "Run the tunnel for PROFILE (default: the one used last, else the first) behind a tray icon. "
-            "Logs go to the client state dir (logs/tray.log). On Linux the menu needs PyGObject "
-            "(AppIndicator or GTK backend); without it the tray says how to install it."
+            "A tray icon for the tunnels the clawd agent runs (the agent is started when none runs): "
+            "every profile with its state and its own Connect/Disconnect. Quit leaves the tunnels up; "
+            "'Disconnect all and quit' brings them down first. Logs go to the client state dir "
+            "(logs/tray.log). On Linux the menu needs PyGObject (AppIndicator or GTK backend); "
+            "without it the tray says how to install it."
         ),
     )
-    tray.add_argument("name", nargs="?", help="profile to run (switchable from the menu)")
-    tray.add_argument("--no-connect", action="store_true", help="start disconnected (connect from the menu)")
+    tray.add_argument("name", nargs="?", help="profile to bring up at start (as `clawd up NAME --no-wait`)")
+    tray.add_argument("--no-connect", action="store_true", help="do not bring NAME up (it is only shown)")
     tray.add_argument(
         "--backend",
         choices=BACKENDS,

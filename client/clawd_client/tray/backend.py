@@ -30,6 +30,7 @@ __all__ = [
     "caps_of",
     "load_pystray",
     "menu_fix",
+    "no_menu_explanation",
     "notifications_available",
     "read_os_release",
     "session_bus_available",
@@ -172,7 +173,7 @@ def load_pystray(backend: str | None = None) -> tuple[ModuleType, str | None]:
                 "no graphical session here (neither DISPLAY nor WAYLAND_DISPLAY is set), so there is no "
                 "tray to put an icon in",
                 fix="run `clawd tray` inside your desktop session; for a tunnel without a desktop use "
-                "`clawd connect` (or `clawd autostart enable --headless PROFILE`)",
+                "`clawd up PROFILE` (or `clawd autostart enable --headless PROFILE`)",
             )
         if not os.environ.get(ENV) and not session_bus_available():
             os.environ[ENV] = "xorg"
@@ -280,3 +281,33 @@ def python_facts() -> dict[str, Any]:
     # import the distribution's python3-gi, whatever the venv flags say.
     system_python = Path(sys.base_prefix).resolve() == Path("/usr")
     return {"in_venv": in_venv, "system_python": system_python, "python": sys.executable}
+
+
+def no_menu_explanation(caps: Caps, note: str | None) -> str | None:
+    """What to tell the user at start when the backend in use cannot show a menu (None: it can)."""
+    if caps.has_menu:
+        return None
+    facts = python_facts()
+    text = (
+        f'clawd tray: the tray backend in use is "{caps.backend}", which CANNOT SHOW A MENU'
+        + (f" ({note})" if note else "")
+        + ".\n  A click on the icon will connect / reconnect, or open the Control UI while connected.\n"
+    )
+    forced = bool(note and note.startswith("chosen with"))
+    if forced and gi_importable():
+        text += (
+            "  PyGObject is installed: for the full menu, run `clawd tray` without --backend and "
+            f"without {ENV} (or choose appindicator or gtk)."
+        )
+    else:
+        text += "  For the full menu, give this Python the GTK/AppIndicator bindings (PyGObject):\n" + (
+            menu_fix(
+                read_os_release(),
+                in_venv=facts["in_venv"],
+                system_python=facts["system_python"],
+                python=facts["python"],
+            )
+        )
+    if os.environ.get("WAYLAND_DISPLAY") and caps.backend == "xorg":
+        text += "\n  On Wayland the xorg backend usually shows no icon at all."
+    return text
