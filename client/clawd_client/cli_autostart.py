@@ -1,11 +1,17 @@
-"""`clawd autostart enable|disable|status [--tray | --headless PROFILE]`: start clawd at login.
+"""`clawd autostart enable|disable|status`: start the clawd agent (and the tray) at login.
 
 Registered into the main CLI by `register(subparsers)`, like cli_profiles. Nothing changes on the
 machine unless asked: `enable` writes (and loads, where launchctl / a systemd user manager is
-reachable) exactly one entry; `disable` removes exactly that entry; both say what they did and
-are safe to repeat. `status` exits 1 when an entry is stale, so scripts can notice a broken install.
+reachable) the agent's one entry, after migrating the per-profile entries older versions wrote;
+`disable` removes what clawd starts at login; both say what they did and are safe to repeat.
+`status` exits 1 when an entry is stale or an old one awaits migration, so scripts can notice.
 
-Exit codes: 0 ok · 1 failure (or a stale entry, for status) · 2 usage.
+Per-profile flags: there are no per-profile entries any more (the agent brings back whatever was
+up), so `enable --profile NAME` (and the older spelling `--headless NAME`) means "enable the
+agent's entry and mark NAME up"; `disable`/`status --headless NAME` are refused with what to run
+instead.
+
+Exit codes: 0 ok · 1 failure (or, for status, a stale or old entry) · 2 usage.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from typing import Any
 from clawd_gateway.errors import UserError
 
 from . import autostart
-from .autostart import Autostart, Launcher, Mode
+from .autostart import Autostart, Launcher
 from .cli_common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Handler, handled
 
-_handled = handled
+
+class _NoPerProfile(UserError):
+    exit_code = EXIT_USAGE
 
 
 def _autostart() -> Autostart:
@@ -29,22 +37,30 @@ def _autostart() -> Autostart:
     return Autostart()
 
 
-def _target(args: argparse.Namespace) -> tuple[Mode, str | None]:
-    if args.headless is not None:
-        return "headless", autostart.check_profile_name(args.headless)
-    return "tray", None
-
-
-def _check_profile(profile: str) -> None:
-    """Refuse to autostart a profile `clawd connect` could not run: better now than at every login."""
+def _profiles(args: argparse.Namespace) -> list[str]:
+    """--profile NAME and the older --headless NAME, checked to exist: better now than at login."""
     from .profiles import ProfileStore
 
-    p = ProfileStore().get(profile)
-    if p.method != "ssh":
-        raise UserError(
-            f"profile {p.name!r} uses method {p.method!r}, which `clawd connect` does not drive yet "
-            "(only ssh in this version), so a headless autostart of it would fail",
+    names = [*(args.profile or []), *([args.headless] if args.headless else [])]
+    store = ProfileStore()
+    return list(dict.fromkeys(store.get(autostart.check_profile_name(n)).name for n in names))
+
+
+def _refuse_per_profile(args: argparse.Namespace, action: str) -> None:
+    if getattr(args, "headless", None) is None:
+        return
+    name = args.headless
+    if action == "disable":
+        raise _NoPerProfile(
+            f"autostart has no per-profile entries any more: the agent brings back what was up, {name} "
+            "included",
+            fix=f"keep {name} from coming back: clawd down {name}; nothing at login: clawd autostart disable",
         )
+    raise _NoPerProfile(
+        "autostart has no per-profile entries any more: one entry starts the agent, which brings back "
+        f"what was up (clawd status {name} shows whether {name} is)",
+        fix="clawd autostart status",
+    )
 
 
 def _launcher() -> Launcher:
@@ -54,43 +70,67 @@ def _launcher() -> Launcher:
     return launcher
 
 
+def _interpreter(launcher: Launcher | None) -> dict[str, str] | None:
+    return {"path": launcher.python, "kind": launcher.kind} if launcher else None
+
+
 def _print_outcome(out: autostart.Outcome) -> None:
     for line in out.lines:
         print(line)
+    for note in out.notes:
+        print(f"note: {note}")
 
 
-@_handled
+@handled
 def cmd_enable(args: argparse.Namespace) -> int:
-    mode, profile = _target(args)
-    if profile is not None:
-        _check_profile(profile)
+    profiles = _profiles(args)
     launcher = _launcher()
     auto = _autostart()
-    spec = auto.spec(mode, profile, launcher)
     if args.print:
-        where, content = auto.render(spec)
-        print(f"# {where} (not written: --print)")
-        print(content, end="" if content.endswith("\n") else "\n")
+        for mode in ("agent", "tray") if args.tray else ("agent",):
+            where, content = auto.render(auto.spec(mode, launcher))
+            print(f"# {where} (not written: --print)")
+            print(content, end="" if content.endswith("\n") else "\n")
+        for entry in auto.legacy():
+            if entry.state == "legacy":
+                print(f"# would migrate: headless {entry.profile} ({entry.location})")
         return EXIT_OK
-    out = auto.enable(spec)
+    out = autostart.enable_login(auto, launcher, tray=args.tray, profiles=profiles)
+    if args.json:
+        body = {
+            "platform": auto.family,
+            "interpreter": _interpreter(launcher),
+            **out.to_json(),
+            "entries": [e.to_json() for e in auto.status(launcher)],
+        }
+        print(json.dumps(body, indent=2))
+        return EXIT_OK if out.ok else EXIT_FAIL
     at = next((i + 1 for i, line in enumerate(out.lines) if line.startswith("  runs: ")), len(out.lines))
     out.lines.insert(at, f"  interpreter: {launcher.kind} ({launcher.python})")
     _print_outcome(out)
-    for note in auto.notes(spec):
-        print(f"note: {note}")
     return EXIT_OK if out.ok else EXIT_FAIL
 
 
-@_handled
+@handled
 def cmd_disable(args: argparse.Namespace) -> int:
-    mode, profile = _target(args)
-    out = _autostart().disable(mode, profile)
-    _print_outcome(out)
+    _refuse_per_profile(args, "disable")
+    out = autostart.disable_login(_autostart(), tray_only=args.tray)
+    if args.json:
+        print(json.dumps(out.to_json(), indent=2))
+    else:
+        _print_outcome(out)
     return EXIT_OK if out.ok else EXIT_FAIL
 
 
-@_handled
+def _remembered() -> list[str]:
+    from .agent.host import load_remembered
+
+    return load_remembered()
+
+
+@handled
 def cmd_status(args: argparse.Namespace) -> int:
+    _refuse_per_profile(args, "status")
     auto = _autostart()
     launcher: Launcher | None
     launcher_error = None
@@ -98,50 +138,53 @@ def cmd_status(args: argparse.Namespace) -> int:
         launcher = autostart.detect_launcher()
     except UserError as exc:
         launcher, launcher_error = None, str(exc)
-    mode: Mode | None = None
-    profile = None
-    if args.tray:
-        mode = "tray"
-    elif args.headless is not None:
-        mode, profile = "headless", autostart.check_profile_name(args.headless)
-    entries = auto.status(launcher, mode, profile)
+    entries = auto.status(launcher, "tray" if args.tray else None)
+    legacy = [] if args.tray else auto.legacy()
     others = auto.others()
-    stale = any(e.state == "stale" for e in entries)
+    remembered = _remembered()
+    migrate = any(e.state == "legacy" for e in legacy)
+    failing = migrate or any(e.state == "stale" for e in entries)
     if args.json:
         body: dict[str, Any] = {
             "platform": auto.family,
-            "interpreter": {"path": launcher.python, "kind": launcher.kind} if launcher else None,
+            "interpreter": _interpreter(launcher),
             "interpreterError": launcher_error,
             "entries": [e.to_json() for e in entries],
+            "legacy": [e.to_json() for e in legacy],
+            "migrate": autostart.MIGRATE_COMMAND if migrate else None,
+            "remembered": remembered,
             "others": [o.to_json() for o in others],
         }
         print(json.dumps(body, indent=2))
-        return EXIT_FAIL if stale else EXIT_OK
+        return EXIT_FAIL if failing else EXIT_OK
     if launcher:
         print(f"current interpreter: {launcher.python} ({launcher.kind})")
     else:
         print(f"current interpreter: unknown ({launcher_error})")
-    if not entries:
-        if mode is None:
-            print("no autostart entry is enabled")
-            print(
-                "  enable one: clawd autostart enable --tray   or: clawd autostart enable --headless PROFILE"
-            )
-        else:
-            title = "tray" if mode == "tray" else f"headless {profile}"
-            where = auto.mechanism(mode).location(mode, profile)
-            print(f"{title} autostart is not enabled (it would be {where})")
+    shown = {e.mode for e in entries}
+    if not args.tray and "agent" not in shown:
+        where = auto.mechanism("agent").location("agent")
+        print(f"agent autostart is not enabled (it would be {where})")
+        print("  enable it: clawd autostart enable   (with --tray, the tray's entry too)")
+    if args.tray and not entries:
+        print(f"tray autostart is not enabled (it would be {auto.mechanism('tray').location('tray')})")
     for e in entries:
-        title = "tray" if e.mode == "tray" else f"headless {e.profile}"
         loaded = {True: ", loaded", False: ", not loaded", None: ""}[e.loaded]
-        print(f"{title}: {e.state}{loaded} ({e.mechanism}) {e.location}")
+        print(f"{e.mode}: {e.state}{loaded} ({e.mechanism}) {e.location}")
         if e.command:
             print(f"  runs: {autostart.display_command(e.command)}")
         if e.reason:
             print(f"  {e.reason}")
+    if not args.tray:
+        up = ", ".join(remembered) if remembered else "none"
+        print(f"brought back up when the agent starts (profiles with autoconnect): {up}")
+    for e in legacy:
+        print(f"old per-profile entry, headless {e.profile}: {e.state} ({e.mechanism}) {e.location}")
+        if e.reason:
+            print(f"  {e.reason}")
     for o in others:
         print(f"note: hand-made tunnel launcher {o.location} also holds the gateway port; remove it: {o.fix}")
-    return EXIT_FAIL if stale else EXIT_OK
+    return EXIT_FAIL if failing else EXIT_OK
 
 
 def _help_for(parser: argparse.ArgumentParser) -> Handler:
@@ -152,41 +195,47 @@ def _help_for(parser: argparse.ArgumentParser) -> Handler:
     return show
 
 
-def _which(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--tray", action="store_true", help="the tray app (the default)")
-    group.add_argument(
-        "--headless", metavar="PROFILE", help="a background `clawd connect PROFILE` supervisor, no tray"
-    )
-
-
 def register(subparsers: Any) -> None:
     """Add `autostart` to the main CLI's `add_subparsers()` object."""
     top = subparsers.add_parser(
         "autostart",
-        help="start the tray or a headless tunnel at login (enable, disable, status)",
+        help="start the clawd agent (and the tray) at login (enable, disable, status)",
         description=(
-            "macOS: a LaunchAgent · Linux: XDG autostart (tray) or a systemd --user unit "
-            "(headless) · Windows: the per-user Run key. Entries run the Python running this "
-            "command; they never contain secrets."
+            "One entry starts the agent at login, which brings back the tunnels that were up. "
+            "Linux: a systemd --user unit (XDG autostart without systemd) · macOS: a LaunchAgent · "
+            "Windows: the per-user Run key. The tray's own entry is optional (--tray). Entries run "
+            "the Python running this command; they never contain secrets."
         ),
     )
     top.set_defaults(func=_help_for(top))
     sub = top.add_subparsers(dest="autostart_command", metavar="ACTION")
 
-    enable = sub.add_parser("enable", help="write (and load, where possible) the autostart entry")
-    _which(enable)
-    enable.add_argument(
-        "--print", action="store_true", help="show the entry and where it goes; write nothing"
+    enable = sub.add_parser(
+        "enable", help="write (and load) the agent's entry; migrate old per-profile entries"
     )
+    enable.add_argument("--tray", action="store_true", help="also start the tray app at login")
+    enable.add_argument(
+        "--profile",
+        action="append",
+        metavar="NAME",
+        help="also mark NAME as up, so the agent brings it back at login (repeatable)",
+    )
+    enable.add_argument("--headless", metavar="NAME", help="older spelling of --profile NAME")
+    enable.add_argument(
+        "--print", action="store_true", help="show the entries and where they go; write nothing"
+    )
+    enable.add_argument("--json", action="store_true", help="machine-readable output")
     enable.set_defaults(func=cmd_enable)
 
-    disable = sub.add_parser("disable", help="remove the entry enable wrote (and unload it)")
-    _which(disable)
+    disable = sub.add_parser("disable", help="remove what clawd starts at login (and unload it)")
+    disable.add_argument("--tray", action="store_true", help="only the tray's entry")
+    disable.add_argument("--headless", metavar="NAME", help=argparse.SUPPRESS)
+    disable.add_argument("--json", action="store_true", help="machine-readable output")
     disable.set_defaults(func=cmd_disable)
 
     status = sub.add_parser("status", help="which entries exist, where, and whether they are stale")
-    _which(status)
+    status.add_argument("--tray", action="store_true", help="only the tray's entry")
+    status.add_argument("--headless", metavar="NAME", help=argparse.SUPPRESS)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
 

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,23 @@ def load_remembered() -> list[str]:
         return []
     names = data.get("up") if isinstance(data, dict) else None
     return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def remember_up(names: Iterable[str]) -> list[str]:
+    """Add `names` to the remembered up-set without an agent running; returns those newly added.
+
+    For `clawd autostart enable`, which replaces older per-profile login entries with the agent's
+    one: each of those profiles was up at every login, so the agent must bring it back too. The
+    agent rewrites this file whenever its own set changes, so while one runs, ask it (`up`)
+    rather than rely on this alone. Written like the agent writes it: atomically, mode 0600.
+    Raises OSError when the file cannot be written.
+    """
+    current = load_remembered()
+    added = [n for n in dict.fromkeys(names) if n not in current]
+    if added:
+        merged = sorted({*current, *added})
+        atomic_write(remembered_path(), json.dumps({"up": merged}) + "\n", mode=0o600)
+    return added
 
 
 def exit_code_for(status: TunnelStatus) -> int:
@@ -307,4 +324,12 @@ class AgentHost:
             await self._stop(hosted)
 
 
-__all__ = ["AgentError", "AgentHost", "exit_code_for", "load_remembered", "remembered_path", "settled"]
+__all__ = [
+    "AgentError",
+    "AgentHost",
+    "exit_code_for",
+    "load_remembered",
+    "remember_up",
+    "remembered_path",
+    "settled",
+]
