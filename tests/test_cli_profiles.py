@@ -331,7 +331,10 @@ def test_import_dry_run_then_real_with_keyring(tmp_path: Path, secret_service) -
 
     r = clawd(tmp_path, "profile", "import", "--dry-run", env=kr)
     assert r.returncode == 0, r.stderr
-    assert "would import clawdbot-remote: ssh your-user@clawdbot-remote -> ws://127.0.0.1:18789" in r.stdout
+    # The alias alone: asyncssh resolves it at connect time as ssh does (HostName, User); the key is
+    # written out because ssh takes `~` from the passwd entry and asyncssh from $HOME (a temp dir here).
+    assert "would import clawdbot-remote: ssh clawdbot-remote -> ws://127.0.0.1:18789" in r.stdout
+    assert "note: ssh clawdbot-remote lands on your-user@203.0.113.7:22 with " in r.stdout
     assert "token (config gateway.remote.token) -> keyring (SecretService)" in r.stdout
     assert "would import second" in r.stdout
     assert not (tmp_path / "config" / "profiles.json").exists()

@@ -1,5 +1,6 @@
 """Importers: ~/.ssh/config LocalForward hosts (the seeds' block and tricky configs) and OpenClaw's
-gateway.remote, with secrets kept apart from the profile."""
+gateway.remote, with secrets kept apart from the profile. What ssh itself does with each config is
+checked against the real OpenSSH client in test_sshconfig_oracle.py; here: the import's own rules."""
 
 from __future__ import annotations
 
@@ -8,13 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from clawd_client.importers import (
-    import_all,
-    import_openclaw_config,
-    parse_local_forward,
-    parse_ssh_config,
-    split_args,
-)
+from clawd_client.importers import import_all, import_openclaw_config, parse_ssh_config
+from clawd_client.profiles import SshTarget
+from clawd_client.sshsyntax import parse_forward, split_args
 from clawd_gateway.errors import ConfigError
 
 SEEDS_BLOCK = """\
@@ -50,27 +47,26 @@ def by_name(result) -> dict:
 
 def test_seeds_block(home: Path) -> None:
     write(home / ".ssh" / "config", SEEDS_BLOCK)
-    result = parse_ssh_config(home=home)
+    result = parse_ssh_config(home=home, system_config=None)
     assert [i.profile.name for i in result.profiles] == ["clawdbot-remote"]
     item = result.profiles[0]
     p = item.profile
     assert p.method == "ssh"
     assert p.ssh is not None
-    assert p.ssh.host == "clawdbot-remote"  # the alias: asyncssh applies the rest of ~/.ssh/config
-    assert p.ssh.user == "your-user"
-    assert p.ssh.port is None
-    assert p.ssh.identity == str(home / ".ssh" / "clawdbot_gateway")
-    assert p.ssh.jump is None
+    # Just the alias: asyncssh reads ~/.ssh/config at connect time exactly as ssh does here, so
+    # nothing is copied and later edits of the config apply to clawd as they do to ssh.
+    assert p.ssh == SshTarget(host="clawdbot-remote")
     assert (p.local_port, p.remote_host, p.remote_port) == (18789, "127.0.0.1", 18789)
     assert p.auth == "token"
     assert item.origin == f"{home / '.ssh' / 'config'}:5"
-    assert "HostName <remote-server-ip>" in item.notes
+    key = home / ".ssh" / "clawdbot_gateway"
+    assert f"ssh clawdbot-remote lands on your-user@<remote-server-ip>:22 with {key}" in item.notes
     assert item.secrets == {}
     assert result.sources == [str(home / ".ssh" / "config")]
 
 
 def test_missing_default_config_is_not_an_error(home: Path) -> None:
-    result = parse_ssh_config(home=home)
+    result = parse_ssh_config(home=home, system_config=None)
     assert result.profiles == []
     assert "no SSH config" in result.skipped[0]
 
@@ -94,7 +90,7 @@ HOST=gw-eq
   HOSTNAME = gw.example.com
   user=alice
   PORT=2222
-  identityfile="~/.ssh/key with space"   # trailing comment
+  identityfile="~/.ssh/key with space"
   ProxyJump bastion@jump.example:22
   localforward=18789 127.0.0.1:18789
 
@@ -122,17 +118,16 @@ Match host something
     LocalForward 18793 127.0.0.1:18789
 """,
     )
-    result = parse_ssh_config(home=home)
+    result = parse_ssh_config(home=home, system_config=None)
     got = by_name(result)
     assert sorted(got) == ["gw-any", "gw-bind", "gw-eq", "gw-many-18789", "gw-many-18791", "gw-v6"]
 
     eq = got["gw-eq"].profile
-    assert eq.ssh.host == "gw-eq"
-    assert eq.ssh.user == "alice"
-    assert eq.ssh.port == 2222
-    assert eq.ssh.identity == str(home / ".ssh" / "key with space")
-    assert eq.ssh.jump == "bastion@jump.example:22"
+    assert eq.ssh == SshTarget(host="gw-eq")  # asyncssh reads this block as ssh does: nothing copied
     assert (eq.local_port, eq.remote_host, eq.remote_port) == (18789, "127.0.0.1", 18789)
+    key = home / ".ssh" / "key with space"
+    lands = f"ssh gw-eq lands on alice@gw.example.com:2222 via bastion@jump.example:22 with {key}"
+    assert lands in got["gw-eq"].notes
 
     v6 = got["gw-v6"].profile
     assert v6.ssh.host == "gw-v6"
@@ -140,7 +135,7 @@ Match host something
 
     bind = got["gw-bind"].profile
     assert (bind.local_port, bind.remote_host, bind.remote_port) == (18790, "localhost", 18789)
-    assert not got["gw-bind"].notes  # a loopback bind needs no note
+    assert not any("clawd listens" in n for n in got["gw-bind"].notes)  # a loopback bind needs no note
 
     assert got["gw-many-18789"].profile.local_port == 18789
     assert got["gw-many-18791"].profile.remote_port == 18791
@@ -148,8 +143,9 @@ Match host something
     assert any("clawd listens on 127.0.0.1:18792 only" in n for n in got["gw-any"].notes)
 
     skipped = "\n".join(result.skipped)
-    assert "under 'Host *'" in skipped
-    assert "Match block" in skipped
+    cfg = home / ".ssh" / "config"
+    assert f"{cfg}:5: LocalForward in a block that does not name the host" in skipped  # Host *
+    assert f"{cfg}:29: " not in skipped  # Match host something: does not apply to any of these hosts
     assert "Unix-socket LocalForward skipped" in skipped
 
 
@@ -174,14 +170,14 @@ Host after
     write(home / ".ssh" / "nested.conf", "  LocalForward 18790 127.0.0.1:18789\n")
     # Lines before any Host in an included file belong to the including Host block.
     write(home / ".ssh" / "fragments" / "outer-forward", "LocalForward 18794 127.0.0.1:18789\n")
-    result = parse_ssh_config(home=home)
+    result = parse_ssh_config(home=home, system_config=None)
     got = by_name(result)
     assert sorted(got) == ["after", "inc-a", "inc-b", "outer"]
     assert got["inc-b"].profile.local_port == 18790
-    assert got["inc-b"].profile.ssh.user == "b"
+    assert "ssh inc-b lands on b@inc-b:22 with default keys" in got["inc-b"].notes
     assert got["inc-b"].origin == f"{home / '.ssh' / 'nested.conf'}:1"
     assert got["outer"].profile.local_port == 18794
-    assert got["outer"].profile.ssh.user == "outer-user"
+    assert any("lands on outer-user@outer:22" in n for n in got["outer"].notes)
     # After the Include returns, the outer file's own Host lines continue normally.
     assert got["after"].profile.local_port == 18795
     assert len(result.sources) == 5  # config, two config.d files, nested.conf, the fragment
@@ -190,7 +186,7 @@ Host after
 def test_include_loop_is_bounded(home: Path) -> None:
     write(home / ".ssh" / "config", "Include config\n")
     with pytest.raises(ConfigError) as exc:
-        parse_ssh_config(home=home)
+        parse_ssh_config(home=home, system_config=None)
     assert "Include nested more than 16 deep" in str(exc.value)
     assert f"{home / '.ssh' / 'config'}:1" in str(exc.value)
 
@@ -207,15 +203,19 @@ Host gw
     Port 2200
 """,
     )
-    (item,) = parse_ssh_config(home=home).profiles
-    assert item.profile.ssh.user == "first"
-    assert item.profile.ssh.port == 2200
+    (item,) = parse_ssh_config(home=home, system_config=None).profiles
+    assert item.profile.ssh == SshTarget(host="gw")
+    assert "ssh gw lands on first@gw:2200 with default keys" in item.notes
 
 
 def test_explicit_file_outside_ssh_dir(home: Path, tmp_path: Path) -> None:
+    """clawd connect reads ~/.ssh/config, not this file: the profile must carry the values itself."""
     cfg = write(tmp_path / "elsewhere" / "my_ssh_config", SEEDS_BLOCK)
-    (item,) = parse_ssh_config(cfg, home=home).profiles
+    (item,) = parse_ssh_config(cfg, home=home, system_config=None).profiles
     assert item.origin.startswith(str(cfg))
+    key = str(home / ".ssh" / "clawdbot_gateway")
+    assert item.profile.ssh == SshTarget(host="<remote-server-ip>", user="your-user", identity=key)
+    assert any("host written as <remote-server-ip>" in n for n in item.notes)
 
 
 @pytest.mark.parametrize(
@@ -223,17 +223,19 @@ def test_explicit_file_outside_ssh_dir(home: Path, tmp_path: Path) -> None:
     [
         ("LocalForward 18789:127.0.0.1:18789", "has no target argument"),
         ("LocalForward 99999 127.0.0.1:18789", "is not a port number"),
-        ("LocalForward 18789 127.0.0.1", "is not host:hostport"),
+        ("LocalForward 18789 127.0.0.1", "bad forwarding specification"),
         ("LocalForward 18789 127.0.0.1:18789 extra", "takes two arguments"),
         ('IdentityFile "~/.ssh/unterminated', "unterminated quoted string"),
         ("Port twenty-two", "is not a port number"),
-        ("LocalForward [::1:18789 [::1]:18789", "unbalanced '['"),
+        ("LocalForward [::1:18789 [::1]:18789", "bad forwarding specification"),
+        ("Match exec", "missing Match criteria for exec"),
+        ("Port 0", "is not a port number"),
     ],
 )
 def test_malformed_lines_name_file_and_line(home: Path, line: str, message: str) -> None:
     cfg = write(home / ".ssh" / "config", f"# header\nHost gw\n    {line}\n")
     with pytest.raises(ConfigError) as exc:
-        parse_ssh_config(home=home)
+        parse_ssh_config(home=home, system_config=None)
     text = str(exc.value)
     assert text.startswith(f"{cfg}:3: "), text
     assert message in text
@@ -242,7 +244,7 @@ def test_malformed_lines_name_file_and_line(home: Path, line: str, message: str)
 def test_one_argument_forward_says_how_to_fix(home: Path) -> None:
     write(home / ".ssh" / "config", "Host gw\n  LocalForward 18789:127.0.0.1:18789\n")
     with pytest.raises(ConfigError) as exc:
-        parse_ssh_config(home=home)
+        parse_ssh_config(home=home, system_config=None)
     assert "LocalForward 18789 127.0.0.1:18789" in exc.value.render()
 
 
@@ -252,14 +254,16 @@ def test_split_args_like_openssh() -> None:
     assert split_args("a#b", "x") == ["a#b"]
 
 
-def test_parse_local_forward_forms() -> None:
-    f = parse_local_forward(["18789", "127.0.0.1:18789"], "f:1")
-    assert (f.bind_address, f.local_port, f.remote_host, f.remote_port) == (None, 18789, "127.0.0.1", 18789)
-    f = parse_local_forward(["localhost:18789", "[2001:db8::5]:1234"], "f:1")
-    assert (f.bind_address, f.remote_host, f.remote_port) == ("localhost", "2001:db8::5", 1234)
-    f = parse_local_forward([":18789", "gw.internal:18789"], "f:1")
-    assert f.bind_address == ""
-    assert parse_local_forward(["18789", "/run/gw.sock"], "f:1") is None
+def test_parse_forward_forms() -> None:
+    f = parse_forward(["18789", "127.0.0.1:18789"], "f:1")
+    assert (f.bind, f.port, f.host, f.host_port) == (None, 18789, "127.0.0.1", 18789)
+    f = parse_forward(["localhost:18789", "[2001:db8::5]:1234"], "f:1")
+    assert (f.bind, f.host, f.host_port) == ("localhost", "2001:db8::5", 1234)
+    f = parse_forward([":18789", "gw.internal:18789"], "f:1")
+    assert f.bind == ""
+    assert f.ssh_g() == "[]:18789 [gw.internal]:18789"  # as ssh -G prints it
+    assert parse_forward(["18789", "/run/gw.sock"], "f:1").connect_path == "/run/gw.sock"
+    assert parse_forward(["18789", "h:ssh"], "f:1").host_port == 22  # service names, like a2port
 
 
 # --- OpenClaw config -------------------------------------------------------------------------------

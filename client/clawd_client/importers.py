@@ -1,10 +1,11 @@
 """Import what the user already has: `~/.ssh/config` LocalForward hosts and OpenClaw's remote settings.
 
-Why parse ssh_config ourselves: asyncssh reads `~/.ssh/config` for host, user, port, keys and
-ProxyJump, but ignores `LocalForward`, and that line is exactly what the seeds' tutorial (and
-OpenClaw's docs) tell people to write. So we read just enough of ssh_config(5) to find Host
-blocks with LocalForward, and make each a profile whose SSH host is the Host *alias*: asyncssh
-then applies the rest of the user's config (HostName, options we do not copy) itself.
+Why the SSH part is more than a LocalForward grep: an imported profile must land exactly where
+`ssh ALIAS` lands, and ssh takes the first value for each keyword across every matching Host/Match
+block (a `Host *` above `Host vps` wins). sshconfig.py resolves the config as ssh does (and refuses,
+naming the line, what only the outside world could decide); sshlanding.py then finds the smallest
+profile that clawd's SSH library (asyncssh, which re-reads ~/.ssh/config at connect time) turns
+into the same user, host, port, keys and jumps: usually just the alias.
 
 Why OpenClaw's config: a user who already ran `openclaw config set gateway.remote.token ...` has
 the token there. We take it into the OS keyring (never into the profile file), and when the
@@ -14,7 +15,6 @@ profile instead of inventing a second one.
 
 from __future__ import annotations
 
-import glob
 import ipaddress
 import os
 import re
@@ -29,13 +29,14 @@ from clawd_gateway.errors import ConfigError
 from clawd_gateway.protocol.constants import DEFAULT_PORT
 from clawd_gateway.secret import Secret
 
+from . import sshconfig
 from .profiles import Profile, SshTarget, parse_ssh_target, validate
+from .sshlanding import choose_target
+from .sshsyntax import Account, Forward
 
-MAX_INCLUDE_DEPTH = 16  # OpenSSH's READCONF_MAX_DEPTH
-MAX_SSH_CONFIG_BYTES = 1024 * 1024
 OPENCLAW_PROFILE_NAME = "openclaw"
+SYSTEM_SSH_CONFIG = Path("/etc/ssh/ssh_config")
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
-_WILDCARDS = set("*?")
 
 
 @dataclass
@@ -63,146 +64,6 @@ class ImportResult:
 # --- ssh_config ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LocalForward:
-    bind_address: str | None  # None: ssh's default (loopback unless GatewayPorts)
-    local_port: int
-    remote_host: str
-    remote_port: int
-    origin: str
-
-
-@dataclass
-class _HostBlock:
-    alias: str | None  # first concrete pattern; None for wildcard-only / Match / global sections
-    patterns: tuple[str, ...]
-    origin: str
-    kind: str = "host"  # "host", "match" or "global"
-    hostname: str | None = None
-    user: str | None = None
-    port: int | None = None
-    identity: str | None = None
-    jump: str | None = None
-    forwards: list[LocalForward] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def split_args(text: str, where: str) -> list[str]:
-    """Split an ssh_config argument string the way OpenSSH's argv_split does.
-
-    Double and single quotes group words; a backslash escapes only a quote, a backslash or (outside
-    quotes) a space, and is kept otherwise (so Windows paths survive); `#` starting a word outside
-    quotes begins a comment.
-    """
-    args: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        while i < n and text[i] in " \t":
-            i += 1
-        if i >= n or text[i] == "#":
-            break
-        word: list[str] = []
-        quote: str | None = None
-        while i < n:
-            c = text[i]
-            if c == "\\" and i + 1 < n:
-                nxt = text[i + 1]
-                if nxt in "'\"\\" or (quote is None and nxt == " "):
-                    word.append(nxt)
-                    i += 2
-                    continue
-                word.append(c)
-                i += 1
-                continue
-            if quote is None and c in " \t":
-                break
-            if quote is None and c in "'\"":
-                quote = c
-            elif c == quote:
-                quote = None
-            else:
-                word.append(c)
-            i += 1
-        if quote is not None:
-            raise ConfigError("unterminated quoted string", file=where)
-        args.append("".join(word))
-    return args
-
-
-_LINE = re.compile(r"^\s*([^\s=]+)\s*(?:=\s*)?(.*?)\s*$")
-
-
-def _port(text: str, what: str, where: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise ConfigError(f"{what} {text!r} is not a port number (1-65535)", file=where)
-    return int(text)
-
-
-def _split_colon_fields(text: str, where: str) -> list[str]:
-    """Colon-separated fields where `[...]` protects an IPv6 address (brackets dropped)."""
-    fields: list[str] = []
-    buf: list[str] = []
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c == "[" and not buf:
-            end = text.find("]", i)
-            if end < 0:
-                raise ConfigError(f"unbalanced '[' in {text!r}", file=where)
-            buf.append(text[i + 1 : end])
-            i = end + 1
-            if i < len(text) and text[i] != ":":
-                raise ConfigError(f"expected ':' after ']' in {text!r}", file=where)
-            continue
-        if c == ":":
-            fields.append("".join(buf))
-            buf = []
-        else:
-            buf.append(c)
-        i += 1
-    fields.append("".join(buf))
-    return fields
-
-
-def parse_local_forward(args: list[str], where: str) -> LocalForward | None:
-    """`LocalForward [bind_address:]port host:hostport` (ssh_config(5)); None for Unix-socket forms.
-
-    The one-argument `-L` spelling (`18789:127.0.0.1:18789`) is not valid in a config file: OpenSSH
-    itself stops with "Missing target argument", so we say so too instead of guessing.
-    """
-    usage = "LocalForward [bind_address:]port host:hostport, e.g. LocalForward 18789 127.0.0.1:18789"
-    if len(args) == 1:
-        raise ConfigError(
-            f"LocalForward {args[0]!r} has no target argument (OpenSSH rejects this line too)",
-            file=where,
-            fix=f"write it as two arguments: {usage}",
-        )
-    if len(args) != 2:
-        raise ConfigError(f"LocalForward takes two arguments, got {len(args)}", file=where, fix=usage)
-    listen, target = args
-    if "/" in listen or "/" in target:
-        return None  # Unix-domain socket forward: not a gateway port
-    listen_fields = _split_colon_fields(listen, where)
-    target_fields = _split_colon_fields(target, where)
-    if len(listen_fields) == 1:
-        bind, port_text = None, listen_fields[0]
-    elif len(listen_fields) == 2:
-        bind, port_text = listen_fields[0], listen_fields[1]
-    else:
-        raise ConfigError(
-            f"LocalForward listen address {listen!r} is not [bind_address:]port", file=where, fix=usage
-        )
-    if len(target_fields) != 2 or not target_fields[0]:
-        raise ConfigError(f"LocalForward target {target!r} is not host:hostport", file=where, fix=usage)
-    return LocalForward(
-        bind_address=bind,
-        local_port=_port(port_text, "LocalForward port", where),
-        remote_host=target_fields[0],
-        remote_port=_port(target_fields[1], "LocalForward hostport", where),
-        origin=where,
-    )
-
-
 def _is_loopback(host: str | None) -> bool:
     if host is None:
         return True
@@ -212,94 +73,6 @@ def _is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-class _SshConfigReader:
-    """Reads one ssh_config plus its Includes into Host blocks (first value wins, like ssh)."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.blocks: list[_HostBlock] = []
-        self.sources: list[str] = []
-
-    def read(self, path: Path, depth: int, current: _HostBlock) -> None:
-        try:
-            size = path.stat().st_size
-            if size > MAX_SSH_CONFIG_BYTES:
-                raise ConfigError(f"file is {size} bytes; the limit is {MAX_SSH_CONFIG_BYTES}", file=path)
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            raise ConfigError("SSH config file not found", file=path) from None
-        except IsADirectoryError:
-            raise ConfigError("is a directory, not an SSH config file", file=path) from None
-        except PermissionError:
-            raise ConfigError("permission denied reading the SSH config file", file=path) from None
-        self.sources.append(str(path))
-        for lineno, raw in enumerate(text.splitlines(), 1):
-            where = f"{path}:{lineno}"
-            stripped = raw.strip()
-            if not stripped or stripped.startswith("#"):
-                continue
-            m = _LINE.match(raw)
-            if not m:
-                continue
-            keyword = m.group(1).lower()
-            args = split_args(m.group(2), where)
-            current = self.directive(keyword, args, where, depth, current)
-
-    def directive(
-        self, keyword: str, args: list[str], where: str, depth: int, current: _HostBlock
-    ) -> _HostBlock:
-        """Apply one line; returns the block later lines belong to."""
-        if keyword == "host":
-            if not args:
-                raise ConfigError("Host needs at least one pattern", file=where)
-            concrete = [p for p in args if not p.startswith("!") and not (_WILDCARDS & set(p))]
-            block = _HostBlock(alias=concrete[0] if concrete else None, patterns=tuple(args), origin=where)
-            self.blocks.append(block)
-            return block
-        if keyword == "match":
-            block = _HostBlock(alias=None, patterns=tuple(args), origin=where, kind="match")
-            self.blocks.append(block)
-            return block
-        if keyword == "include":
-            if not args:
-                raise ConfigError("Include needs a file name", file=where)
-            if depth >= MAX_INCLUDE_DEPTH:
-                raise ConfigError(
-                    f"Include nested more than {MAX_INCLUDE_DEPTH} deep (an Include loop?)",
-                    file=where,
-                    fix="check the Include lines for a file that includes itself",
-                )
-            for arg in args:
-                pattern = _expand_home(arg, self.home)
-                if not os.path.isabs(pattern):
-                    pattern = str(self.home / ".ssh" / pattern)  # ssh_config(5): relative to ~/.ssh
-                for match in sorted(glob.glob(pattern)):
-                    if Path(match).is_file():
-                        self.read(Path(match), depth + 1, current)
-            return current
-        if keyword == "localforward":
-            fwd = parse_local_forward(args, where)
-            if fwd is None:
-                current.notes.append(f"{where}: Unix-socket LocalForward skipped")
-            elif all(f.local_port != fwd.local_port for f in current.forwards):
-                current.forwards.append(fwd)
-            return current
-        if not args:
-            return current
-        value = args[0]
-        if keyword == "hostname" and current.hostname is None:
-            current.hostname = value
-        elif keyword == "user" and current.user is None:
-            current.user = value
-        elif keyword == "port" and current.port is None:
-            current.port = _port(value, "Port", where)
-        elif keyword == "identityfile" and current.identity is None:
-            current.identity = value
-        elif keyword == "proxyjump" and current.jump is None:
-            current.jump = value
-        return current
 
 
 def _profile_name(alias: str, port: int | None, taken: set[str]) -> str:
@@ -315,107 +88,126 @@ def _profile_name(alias: str, port: int | None, taken: set[str]) -> str:
     return name
 
 
-def parse_ssh_config(path: str | Path | None = None, *, home: Path | None = None) -> ImportResult:
-    """Profiles from every Host block with a LocalForward (`~/.ssh/config` when no path is given).
+def _host_blocks(sources: list[sshconfig.Source]) -> dict[str, tuple[str, list[str]]]:
+    """Every literal name in a Host line -> (its first Host line, the LocalForward lines written in
+    blocks that name it). Read statically with every Include followed: candidates, not answers."""
+    found: dict[str, tuple[str, list[str]]] = {}
 
-    A missing default file is not an error (nothing to import); a missing explicit file is.
+    def walk(source: sshconfig.Source, names: list[str]) -> None:
+        for line in source.lines:
+            if line.keyword == "host":
+                names = [p for p in line.args if not p.startswith("!") and not set(p) & set("*?")]
+                for name in names:
+                    found.setdefault(name, (line.where, []))
+            elif line.keyword == "match":
+                names = []
+            elif line.keyword == "include":
+                for sub in line.included:
+                    walk(sub, names)  # an included file's first lines belong to the including block
+            elif line.keyword == "localforward":
+                for name in names:
+                    found[name][1].append(line.where)
+
+    for source in sources:
+        walk(source, [])
+    return found
+
+
+def _paths(sources: list[sshconfig.Source]) -> list[str]:
+    """Every file read, includes in the order ssh reads them."""
+    out: list[str] = []
+    for source in sources:
+        out.append(source.path)
+        for line in source.lines:
+            out += _paths(list(line.included))
+    return out
+
+
+def parse_ssh_config(
+    path: str | Path | None = None,
+    *,
+    home: Path | None = None,
+    system_config: Path | None = SYSTEM_SSH_CONFIG,
+) -> ImportResult:
+    """Profiles for the Host aliases whose own block has a LocalForward, each landing exactly where
+    `ssh ALIAS` lands (see sshconfig.py for the reading, sshlanding.py for the profile).
+
+    Without a path: ~/.ssh/config then the system config, as `ssh` reads them; with one: that file
+    alone, as `ssh -F FILE`. A missing default file is not an error (nothing to import); a missing
+    explicit file is. `home` stands for both the passwd home and $HOME (tests).
     """
-    home = Path(home) if home is not None else Path.home()
+    account = Account.at(home) if home is not None else Account.current()
     explicit = path is not None
-    file = Path(path).expanduser() if path is not None else home / ".ssh" / "config"
+    file = Path(path).expanduser() if path is not None else Path(account.home) / ".ssh" / "config"
     result = ImportResult()
     if not explicit and not file.is_file():
         result.skipped.append(f"no SSH config at {file}")
         return result
-    reader = _SshConfigReader(home)
-    top = _HostBlock(alias=None, patterns=(), origin=f"{file}:0", kind="global")
-    reader.blocks.append(top)
-    reader.read(file, 0, top)
-    result.sources += reader.sources
-
-    # ssh merges blocks that match the same alias, first value winning; so do we.
-    merged: dict[str, _HostBlock] = {}
-    for block in reader.blocks:
-        if block.kind == "match":
-            for fwd in block.forwards:
-                result.skipped.append(
-                    f"{fwd.origin}: LocalForward inside a Match block (conditional) not imported"
-                )
-            continue
-        if block.alias is None:
-            scope = (
-                "before any Host line"
-                if block.kind == "global"
-                else f"under 'Host {' '.join(block.patterns)}'"
-            )
-            for fwd in block.forwards:
-                result.skipped.append(
-                    f"{fwd.origin}: LocalForward {scope} applies to many hosts; not imported "
-                    "(put it in a concrete Host block)"
-                )
-            continue
-        if block.alias not in merged:
-            merged[block.alias] = block
-            continue
-        first = merged[block.alias]
-        for attr in ("hostname", "user", "port", "identity", "jump"):
-            if getattr(first, attr) is None:
-                setattr(first, attr, getattr(block, attr))
-        known_ports = {f.local_port for f in first.forwards}
-        first.forwards += [f for f in block.forwards if f.local_port not in known_ports]
-        first.notes += block.notes
+    sources = [sshconfig.load(file, account, check_perm=not explicit)]
+    if not explicit and system_config is not None and system_config.is_file():
+        sources.append(sshconfig.load(system_config, account, user_conf=False))
+    result.sources += _paths(sources)
+    # What clawd's engine reads at connect time: asyncssh's default, ~/.ssh/config from $HOME.
+    default = Path(account.home) / ".ssh" / "config"
+    connect_config = [default] if os.access(default, os.R_OK) else []
 
     taken: set[str] = set()
-    for alias, block in merged.items():
-        result.skipped += block.notes
-        if not block.forwards:
+    notes_seen: set[str] = set()
+
+    def skip(note: str) -> None:
+        if note not in notes_seen:
+            notes_seen.add(note)
+            result.skipped.append(note)
+
+    for alias, (_, own_lines) in _host_blocks(sources).items():
+        if not own_lines:
+            continue  # no tunnel written for this host: nothing to import, nothing to resolve
+        eff = sshconfig.resolve(sources, alias, account)
+        forwards = eff.local_forwards()
+        if eff.clear_forwardings:
+            where = eff.origin["clearallforwardings"]
+            skip(f"{where}: ClearAllForwardings yes: ssh {alias} forwards nothing")
             continue
-        several = len(block.forwards) > 1
-        for fwd in block.forwards:
-            notes: list[str] = []
-            identity = block.identity
-            if identity is not None and (identity.lower() == "none" or "%" in identity):
-                if "%" in identity:
-                    notes.append(
-                        f"IdentityFile {identity} uses % tokens; left to asyncssh's own config reading"
-                    )
-                identity = None
-            jump = block.jump if block.jump and block.jump.lower() != "none" else None
-            ssh = SshTarget(
-                host=alias,
-                user=block.user,
-                port=block.port,
-                identity=os.path.normpath(_expand_home(identity, home)) if identity else None,
-                jump=jump,
-            )
-            if not _is_loopback(fwd.bind_address):
-                notes.append(
-                    f"the config binds {fwd.bind_address or '*'}:{fwd.local_port}; clawd listens on "
-                    f"127.0.0.1:{fwd.local_port} only"
+        own = [f for f in forwards if f.where in own_lines]
+        for fwd in forwards:
+            if fwd not in own:
+                skip(
+                    f"{fwd.where}: LocalForward in a block that does not name the host (Host *, Match) "
+                    "applies to many hosts; not imported (put it in a concrete Host block)"
                 )
-            if block.hostname:
-                notes.append(f"HostName {block.hostname}")
-            name = _profile_name(alias, fwd.local_port if several else None, taken)
+        tcp = [f for f in own if f.listen_path is None and f.connect_path is None]
+        for fwd in own:
+            if fwd not in tcp:
+                skip(f"{fwd.where}: Unix-socket LocalForward skipped")
+        by_port: dict[int, Forward] = {}
+        for fwd in tcp:
+            by_port.setdefault(fwd.port, fwd)  # two forwards on one port: ssh's second bind fails
+        if not by_port:
+            continue
+        target, landing_notes = choose_target(eff, account, connect_config)
+        for fwd in by_port.values():
+            notes = list(landing_notes)
+            if not _is_loopback(fwd.bind):
+                notes.append(
+                    f"the config binds {fwd.bind or '*'}:{fwd.port}; "
+                    f"clawd listens on 127.0.0.1:{fwd.port} only"
+                )
+            name = _profile_name(alias, fwd.port if len(by_port) > 1 else None, taken)
+            assert fwd.host is not None
             profile = Profile(
                 name=name,
                 method="ssh",
-                ssh=ssh,
-                remote_host=fwd.remote_host,
-                remote_port=fwd.remote_port,
-                local_port=fwd.local_port,
+                ssh=target,
+                remote_host=fwd.host,
+                remote_port=fwd.host_port,
+                local_port=fwd.port,
             )
             try:
                 validate(profile)
             except ConfigError as exc:
-                raise ConfigError(f"cannot import Host {alias}: {exc}", file=fwd.origin) from None
-            result.profiles.append(ImportedProfile(profile, fwd.origin, notes=notes))
+                raise ConfigError(f"cannot import Host {alias}: {exc}", file=fwd.where) from None
+            result.profiles.append(ImportedProfile(profile, fwd.where, notes=notes))
     return result
-
-
-def _expand_home(path: str, home: Path) -> str:
-    if path == "~" or path.startswith(("~/", "~\\")):
-        return str(home) + path[1:]
-    return os.path.expanduser(path)
 
 
 # --- OpenClaw config ----------------------------------------------------------------------------
@@ -599,12 +391,10 @@ def import_all(
 
 
 __all__ = [
+    "SYSTEM_SSH_CONFIG",
     "ImportResult",
     "ImportedProfile",
-    "LocalForward",
     "import_all",
     "import_openclaw_config",
-    "parse_local_forward",
     "parse_ssh_config",
-    "split_args",
 ]

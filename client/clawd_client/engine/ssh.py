@@ -93,7 +93,10 @@ def resolve_target(profile: Profile) -> tuple[str, int]:
     assert profile.ssh is not None
     ssh = profile.ssh
     try:
-        opts = asyncssh.SSHClientConnectionOptions(host=ssh.host, port=ssh.port if ssh.port else ())
+        # config=(): ~/.ssh/config, as connect() reads it by default (the options class alone reads
+        # none); client_keys=None: only the address is wanted, so a missing key file must not matter.
+        given = ssh.port if ssh.port else ()
+        opts = asyncssh.SSHClientConnectionOptions(config=(), host=ssh.host, port=given, client_keys=None)
         host, port = str(opts.host or ssh.host), int(opts.port or 22)
     except (asyncssh.Error, ValueError, OSError):
         host, port = ssh.host, ssh.port or 22
