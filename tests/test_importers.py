@@ -11,6 +11,7 @@ import pytest
 
 from clawd_client.importers import import_all, import_openclaw_config, parse_ssh_config
 from clawd_client.profiles import SshTarget
+from clawd_client.sshconfig import Unfollowable
 from clawd_client.sshsyntax import parse_forward, split_args
 from clawd_gateway.errors import ConfigError
 
@@ -399,3 +400,45 @@ def test_openclaw_loopback_url_alone_becomes_direct_with_a_hint(tmp_path: Path) 
     assert item.profile.method == "direct"
     assert item.profile.url == "ws://127.0.0.1:18789"
     assert any("end of an SSH tunnel you run yourself" in n for n in item.notes)
+
+
+def test_proxycommand_followed_only_without_a_shell(home: Path) -> None:
+    write(
+        home / ".ssh" / "config",
+        "Host gw\n  HostName gw.example\n  ProxyCommand nc %h %p\n  LocalForward 18789 127.0.0.1:18789\n",
+    )
+    (item,) = parse_ssh_config(home=home, system_config=None).profiles
+    assert item.profile.ssh == SshTarget(host="gw")  # asyncssh runs the same `nc gw.example 22`
+    assert any("via ProxyCommand nc gw.example 22" in n for n in item.notes)
+    write(
+        home / ".ssh" / "config",
+        "Host gw\n  ProxyCommand ssh -W %h:%p bastion 2>/dev/null\n  LocalForward 18789 127.0.0.1:18789\n",
+    )
+    with pytest.raises(Unfollowable) as exc:
+        parse_ssh_config(home=home, system_config=None)
+    assert str(exc.value).startswith(f"{home / '.ssh' / 'config'}:2: cannot follow ProxyCommand")
+
+
+def test_what_a_profile_cannot_express_is_refused_with_the_line(home: Path, tmp_path: Path) -> None:
+    """clawd connect reads ~/.ssh/config (absent here), so two keys from another file cannot be
+    carried: a profile names one key, and guessing which one ssh would succeed with is not ours."""
+    cfg = write(
+        tmp_path / "other_config",
+        "Host gw\n  LocalForward 18789 127.0.0.1:18789\n  IdentityFile /keys/one\n  IdentityFile /keys/two\n",
+    )
+    with pytest.raises(Unfollowable) as exc:
+        parse_ssh_config(cfg, home=home, system_config=None)
+    text = str(exc.value)
+    assert text.startswith(f"{cfg}:3: clawd cannot make its SSH library land where `ssh gw` lands")
+    assert "with /keys/one, /keys/two" in text and "identities differ" in text
+    assert "clawd profile add NAME --ssh" in exc.value.render()
+
+
+def test_system_config_is_read_after_the_users_only_by_default(home: Path, tmp_path: Path) -> None:
+    system = write(tmp_path / "ssh_config", "Host *\n  User from-system\n")
+    cfg = write(home / ".ssh" / "config", "Host gw\n  LocalForward 18789 127.0.0.1:18789\n")
+    (item,) = parse_ssh_config(home=home, system_config=system).profiles
+    assert item.profile.ssh == SshTarget(host="gw", user="from-system")  # asyncssh never reads /etc
+    assert parse_ssh_config(home=home, system_config=system).sources == [str(cfg), str(system)]
+    (item,) = parse_ssh_config(cfg, home=home, system_config=system).profiles  # like ssh -F: alone
+    assert item.profile.ssh == SshTarget(host="gw")

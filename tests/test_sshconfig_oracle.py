@@ -20,6 +20,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -557,3 +558,20 @@ def test_system_config_comes_after_the_users(ssh_client: str, home: Path, tmp_pa
     assert item.profile.ssh is not None
     assert (item.profile.ssh.user, item.profile.ssh.port) == ("sysuser", None)  # asyncssh never reads /etc
     assert item.profile.ssh.identity == "/etc/sys_key"
+
+
+def test_cli_refuses_with_exit_78_naming_the_line(home: Path, tmp_path: Path) -> None:
+    config = home / ".ssh" / "config"
+    config.write_text('Match exec "true"\n  User x\nHost gw\n  LocalForward 18789 127.0.0.1:18789\n')
+    env = {**os.environ, "CLAWD_CONFIG_DIR": str(tmp_path / "cfg")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "clawd_client", "profile", "import", "--ssh-config", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 78, proc.stderr
+    assert proc.stderr.startswith(f"clawd: {config}:1: cannot follow 'Match exec true' for gw")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "cfg" / "profiles.json").exists()

@@ -611,10 +611,16 @@ def register(subparsers: Any) -> None:
         help="import ~/.ssh/config LocalForward hosts and OpenClaw's gateway.remote",
         description=(
             "Without options, reads both ~/.ssh/config and OpenClaw's config. Naming one file "
-            "imports from that source only (name both to read both)."
+            "imports from that source only (name both to read both). SSH hosts are resolved as "
+            "`ssh ALIAS` resolves them; what only a command or DNS could decide (Match exec, "
+            "CanonicalizeHostname) stops the import with the file and line (exit 78)."
         ),
     )
-    imp.add_argument("--ssh-config", metavar="FILE", help="an ssh_config file (default ~/.ssh/config)")
+    imp.add_argument(
+        "--ssh-config",
+        metavar="FILE",
+        help="an ssh_config file, read alone like ssh -F (default: ~/.ssh/config, then /etc/ssh/ssh_config)",
+    )
     imp.add_argument(
         "--openclaw-config", metavar="FILE", help="OpenClaw config (default ~/.openclaw/openclaw.json)"
     )
