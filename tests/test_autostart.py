@@ -865,8 +865,8 @@ def test_remember_up_merges_into_agent_json_atomically_and_privately():
     assert json.loads(path.read_text()) == {"up": ["vps"]} and mode_bits(path) == 0o600
     assert remember_up(["lab", "vps", "lab"]) == ["lab"]
     assert load_remembered() == ["lab", "vps"]
-    mtime = path.stat().st_mtime_ns
-    assert remember_up(["vps"]) == [] and path.stat().st_mtime_ns == mtime  # nothing new: not rewritten
+    inode = path.stat().st_ino  # atomic_write replaces the file, so a rewrite changes the inode
+    assert remember_up(["vps"]) == [] and path.stat().st_ino == inode  # nothing new: not rewritten
     assert list(path.parent.glob("*.tmp*")) == []
 
 
@@ -1144,7 +1144,10 @@ def test_cli_status_names_old_entries_and_enable_migrates_them(cli_env, tmp_path
 
     code, out, _ = run_cli("autostart", "status", capsys=capsys)
     assert code == 0 and "old per-profile" not in out
-    assert "brought back up when the agent starts (profiles with autoconnect): vps" in out
+    assert "remembered as up, brought back when the agent starts: vps" in out
+    remember_up(["ghost"])  # e.g. a profile removed since
+    code, out, _ = run_cli("autostart", "status", capsys=capsys)
+    assert code == 0 and "  ghost: no such profile any more" in out
     code, out, _ = run_cli("autostart", "enable", "--json", capsys=capsys)
     body = json.loads(out)
     assert code == 0 and not body["changed"] and body["migrated"] == []

@@ -176,8 +176,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         if e.reason:
             print(f"  {e.reason}")
     if not args.tray:
-        up = ", ".join(remembered) if remembered else "none"
-        print(f"brought back up when the agent starts (profiles with autoconnect): {up}")
+        print(f"remembered as up, brought back when the agent starts: {', '.join(remembered) or 'none'}")
+        for name, why in autostart.profile_notes(remembered)[1].items():
+            print(f"  {name}: {why}")
     for e in legacy:
         print(f"old per-profile entry, headless {e.profile}: {e.state} ({e.mechanism}) {e.location}")
         if e.reason:

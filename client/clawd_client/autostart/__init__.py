@@ -38,7 +38,7 @@ from .launcher import (
     windowless_python,
 )
 from .mechanisms import Mechanism, RunKeyValue, XdgAutostart
-from .migrate import mark_up, migrate_legacy
+from .migrate import mark_up, migrate_legacy, profile_notes
 from .model import Entry, Migrated, Other, Outcome
 from .names import (
     AGENT_DESKTOP,
@@ -144,6 +144,7 @@ __all__ = [
     "plist_argv",
     "plist_text",
     "probe_import",
+    "profile_notes",
     "run_key_command",
     "run_value_name",
     "set_tray_autostart",
