@@ -250,6 +250,29 @@ Host comma
         ("cleared", "comma", "other"),
     ),
     Case(
+        "match-all-forms-and-never-matching-include",
+        {
+            "config": """\
+Host nothere
+    Include never.d/*
+Match host v all
+    User u1
+Match final all
+    Port 2201
+Match host nomatch !all
+    IdentityFile /never
+Match !all
+    ProxyJump never
+Match originalhost v,!w user u1 localuser *
+    HostName v.example
+""",
+            # Read under an inactive Host: ssh evaluates the exec line but ignores it; we must
+            # neither run it nor refuse because of it.
+            "never.d/x": 'Match exec "false"\n  User never\nHost v\n  User never\n',
+        },
+        ("v", "w"),
+    ),
+    Case(
         "default-keys-and-match-exec-skipped",
         {
             "config": """\

@@ -72,7 +72,9 @@ class Effective:
     hostname: str = ""  # %h-expanded and lowercased, as ssh -G prints it
     user: str | None = None  # None: the local account's name
     port: int | None = None  # None: 22
-    identity_files: list[tuple[str, bool]] = field(default_factory=list)  # (as written, user config)
+    identity_files: list[tuple[str, bool, str]] = field(
+        default_factory=list
+    )  # (as written, user conf, where)
     jump: Jump | None = None  # None also for "ProxyJump none"
     proxy_command: str | None = None
     forwards: list[Forward] = field(default_factory=list)
@@ -111,7 +113,7 @@ class _Loader:
         except PermissionError:
             raise ConfigError("permission denied reading the SSH config file", file=path) from None
         lines: list[Line] = []
-        for lineno, raw in enumerate(text.splitlines(), 1):
+        for lineno, raw in enumerate(text.split("\n"), 1):  # getline: only \n ends a line
             where = f"{path}:{lineno}"
             split = split_line(raw.rstrip(WHITESPACE + "\f"), where)
             if split is None:
@@ -231,8 +233,7 @@ class _Pass:
                     hit = True
             return hit
         if kw == "match":
-            result = self._match(line)
-            return False if never else result
+            return self._match(line, never)
         if kw == "include":
             for source in line.included:
                 self._file(source, active=active, never=never or not active)
@@ -241,7 +242,9 @@ class _Pass:
             self._set(line, user_conf)
         return active
 
-    def _match(self, line: Line) -> bool:
+    def _match(self, line: Line, never: bool) -> bool:
+        """match_cfg_line. Under a never-matching Include ssh still evaluates the line (a `Match
+        final` there still asks for the final pass) but ignores its outcome: so do we, unraised."""
         eff = self.eff
         if self.final:
             host = eff.hostname
@@ -272,6 +275,8 @@ class _Pass:
                 continue
             if hit == negate:
                 result = False
+        if never:
+            return False
         if result and unknown is not None:
             attrib, arg = unknown
             why = (
@@ -306,9 +311,9 @@ class _Pass:
         elif kw == "clearallforwardings" and first("clearallforwardings"):
             eff.clear_forwardings = args[0].lower() in ("yes", "true")
         elif kw == "identityfile":
-            entry = (args[0], user_conf)  # add_identity_file: no duplicates within one kind
-            if entry not in eff.identity_files:
-                eff.identity_files.append(entry)
+            # add_identity_file: no duplicates among the user's (or among the system's) files
+            if all((raw, conf) != (args[0], user_conf) for raw, conf, _ in eff.identity_files):
+                eff.identity_files.append((args[0], user_conf, where))
                 eff.origin.setdefault("identityfile", where)
         elif kw == "localforward":
             fwd = parse_forward(list(args), where)

@@ -81,13 +81,12 @@ def openssh_landing(eff: Effective, account: Account) -> Landing:
         tokens = identity_tokens(
             account, alias=eff.alias, host=eff.hostname, port=port, user=user, key_alias=eff.host_key_alias
         )
-        where = eff.origin.get("identityfile", eff.alias)
         # ssh opens a relative path from its own cwd: take it as of now.
         identities = tuple(
             os.path.abspath(
                 expand_tokens(account.expand_tilde(raw, where), tokens, where, what="IdentityFile")
             )
-            for raw, _ in eff.identity_files
+            for raw, _, where in eff.identity_files
             if raw.lower() != "none"
         )
     command = None
@@ -233,7 +232,7 @@ def _notes(eff: Effective, target: SshTarget, want: Landing) -> list[str]:
 
 def ssh_g(eff: Effective, account: Account) -> dict[str, list[str]]:
     """The lines `ssh -G ALIAS` prints for the keywords that decide where ssh lands."""
-    identities = [raw for raw, _ in eff.identity_files] or [f"~/.ssh/{n}" for n in DEFAULT_KEY_FILES]
+    identities = [raw for raw, _, _ in eff.identity_files] or [f"~/.ssh/{n}" for n in DEFAULT_KEY_FILES]
     return {
         "user": [eff.user if eff.user is not None else account.name],
         "hostname": [eff.hostname],

@@ -151,9 +151,9 @@ def parse_match(rest: str, where: str) -> list[tuple[bool, str, str]]:
             break
         negate = attrib.startswith("!")
         name = (attrib[1:] if negate else attrib).lower()
-        if name == "all":
+        if name == "all":  # alone, or after one criterion (ssh_config(5): canonical or final)
             after, _ = strdelim(cp)
-            if criteria or (after and not after.startswith("#")):
+            if len(criteria) > 1 or (after and not after.startswith("#")):
                 raise ConfigError("'all' cannot be combined with other Match attributes", file=where)
             criteria.append((negate, name, ""))
             break
