@@ -114,29 +114,47 @@ def test_doctor_is_quiet(env, profile):
     assert_quiet(r.stderr, loads_asyncssh=True)
 
 
-def test_connect_is_quiet(env, profile):
-    """`clawd connect` up to its first failed SSH attempt (the port is closed), then SIGTERM."""
-    proc = subprocess.Popen(
-        [sys.executable, "-X", "importtime", "-m", "clawd_client", "connect", profile],
+def test_connect_and_the_agent_are_quiet(env, profile):
+    """`clawd connect` up to its first failed SSH attempt (the port is closed), then SIGTERM. The
+    agent it talks to is where asyncssh loads now, so the agent runs in the foreground here, under
+    `-X importtime`, and both screens are checked."""
+    agent = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "clawd_client", "agent", "--foreground"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+    proc = None
     try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "clawd_client", "connect", profile],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         deadline = time.monotonic() + 30
         assert proc.stdout is not None
+        seen = ""
         for line in proc.stdout:
+            seen += line
             if "backoff" in line or time.monotonic() > deadline:
                 break
+        assert "backoff" in seen, seen
         proc.terminate()
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
+        stop = run_py(["-m", "clawd_client", "agent", "--stop"], env)
+        assert stop.returncode == 0, stop.stderr
+        _agent_out, agent_err = agent.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert "Traceback" not in err
-    assert_quiet(err, loads_asyncssh=True)
+        for p in (proc, agent):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.communicate()
+    assert "Traceback" not in err and "Warning" not in err, err
+    assert "Traceback" not in agent_err
+    assert_quiet(agent_err, loads_asyncssh=True)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["audit"]], ids=["help", "audit"])
