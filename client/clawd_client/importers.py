@@ -88,17 +88,17 @@ def _profile_name(alias: str, port: int | None, taken: set[str]) -> str:
     return name
 
 
-def _host_blocks(sources: list[sshconfig.Source]) -> dict[str, tuple[str, list[str]]]:
-    """Every literal name in a Host line -> (its first Host line, the LocalForward lines written in
-    blocks that name it). Read statically with every Include followed: candidates, not answers."""
-    found: dict[str, tuple[str, list[str]]] = {}
+def _host_blocks(sources: list[sshconfig.Source]) -> dict[str, list[str]]:
+    """Every literal name in a Host line -> the LocalForward lines written in blocks that name it.
+    Read statically with every Include followed: candidates, not answers (resolve() decides)."""
+    found: dict[str, list[str]] = {}
 
     def walk(source: sshconfig.Source, names: list[str]) -> None:
         for line in source.lines:
             if line.keyword == "host":
                 names = [p for p in line.args if not p.startswith("!") and not set(p) & set("*?")]
                 for name in names:
-                    found.setdefault(name, (line.where, []))
+                    found.setdefault(name, [])
             elif line.keyword == "match":
                 names = []
             elif line.keyword == "include":
@@ -106,7 +106,7 @@ def _host_blocks(sources: list[sshconfig.Source]) -> dict[str, tuple[str, list[s
                     walk(sub, names)  # an included file's first lines belong to the including block
             elif line.keyword == "localforward":
                 for name in names:
-                    found[name][1].append(line.where)
+                    found[name].append(line.where)
 
     for source in sources:
         walk(source, [])
@@ -159,7 +159,7 @@ def parse_ssh_config(
             notes_seen.add(note)
             result.skipped.append(note)
 
-    for alias, (_, own_lines) in _host_blocks(sources).items():
+    for alias, own_lines in _host_blocks(sources).items():
         if not own_lines:
             continue  # no tunnel written for this host: nothing to import, nothing to resolve
         eff = sshconfig.resolve(sources, alias, account)
