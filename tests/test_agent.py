@@ -231,7 +231,7 @@ def _connect_as(user: str, path: Path) -> str:
                 s.connect(str(path))
                 s.sendall(b'{"v": 1, "id": 1, "op": "status"}\n')
                 verdict = "closed" if s.recv(65536) == b"" else "answered"
-        except ConnectionResetError:  # closed with our request unread: a reset, no answer
+        except (ConnectionResetError, BrokenPipeError):  # closed before or after our request: no answer
             verdict = "closed"
         except OSError as exc:
             verdict = f"error {exc.errno}"

@@ -21,7 +21,7 @@ from tests.support.supervisor import supervised
 from tests.support.tls_front import tls_front
 from tests.support.wsclient import handshake
 
-from clawd_client.engine import paths
+from clawd_client.engine import TunnelStatus, paths
 from clawd_client.profiles import Profile
 from clawd_client.tray.icons import IconKind
 from clawd_client.tray.presenter import TrayInput, hop_lines, present
@@ -138,10 +138,16 @@ def test_broken_tailscale_hop_is_shown_with_its_fix(fake, serve, hop):
         assert detail in broken["detail"] and fix in broken["fix"]
         assert detail in st["last_error"] and "fix:" in st["last_error"]
         # The tray lists the hops up to the broken one, with the fix.
-        lines = hop_lines(st)
+        status = TunnelStatus.from_json(st)
+        lines = hop_lines(status)
         assert lines[-2].startswith(f"✗ {hop}:") and lines[-1].strip().startswith("fix:")
-        shown = present(TrayInput(st, profile="ts"))
-        assert lines[-2] in [item.text for item in shown.menu]
+        shown = present(TrayInput(profiles=("ts",), tunnels={"ts": status}))
+        texts, stack = [], list(shown.menu)
+        while stack:
+            item = stack.pop()
+            texts.append(item.text)
+            stack.extend(item.submenu)
+        assert lines[-2] in texts
         assert "Tailscale" in shown.headline or "offline" in shown.headline
         assert (shown.icon is IconKind.NEEDS_USER) == (hop == "login")
 
