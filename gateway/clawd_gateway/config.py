@@ -31,7 +31,7 @@ Validator = Callable[[Any, str, "Path | None"], Any]
 
 def _enum(*allowed: str) -> Validator:
     def check(value: Any, key: str, file: Path | None) -> str:
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:
             raise ConfigError(f"{value!r} is not allowed (allowed: {', '.join(allowed)})", file=file, key=key)
         return value
 

@@ -173,7 +173,7 @@ class Gateway:
         attempts = 4 if required and port else 1
         for attempt in range(attempts):
             try:
-                return await serve(
+                server: Server = await serve(
                     self._handle,
                     host,
                     port,
@@ -184,6 +184,7 @@ class Gateway:
                     server_header=f"clawd-gateway/{__version__}",
                     logger=logging.getLogger("clawd.websockets"),
                 )
+                return server
             except OSError as exc:
                 in_use = exc.errno == errno.EADDRINUSE
                 if in_use and attempt + 1 < attempts:

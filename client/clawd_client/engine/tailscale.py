@@ -71,8 +71,8 @@ class Node:
 
     def address(self) -> str | None:
         """The tailnet address to dial: IPv4 first (it works where IPv6 is filtered)."""
-        v4 = [ip for ip in self.ips if ":" not in ip]
-        return (v4 or list(self.ips) or [None])[0]
+        candidates = [ip for ip in self.ips if ":" not in ip] or list(self.ips)
+        return candidates[0] if candidates else None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ..bind import TAILNET_V4, TAILNET_V6, is_loopback
 from .facts import ConfigFacts, Facts, Listener, PathFact, SecretFact, TailscaleRoute
-from .model import Finding, ModeFix, masked, sort_findings
+from .model import Finding, ModeFix, Severity, masked, sort_findings
 from .sshd import forwarding_blocked, password_login
 from .strength import weakness
 
@@ -199,7 +199,7 @@ def check_auth(f: Facts) -> Iterable[Finding]:
     if cfg is None or cfg.error:
         return
     reach = exposed(f)
-    sev = "critical" if reach else "warn"
+    sev: Severity = "critical" if reach else "warn"
     if cfg.auth_mode == "none":
         yield Finding(
             "gateway.auth.none",
@@ -334,7 +334,7 @@ def check_control_ui(f: Facts) -> Iterable[Finding]:
             f'set "controlUi": {{"allowedOrigins": ["https://YOUR-HOST"]}} in {file}, or disable the UI with '
             '"enabled": false',
         )
-    names = {
+    names: dict[str, tuple[str, Severity]] = {
         "dangerouslyDisableDeviceAuth": ("gateway.control_ui.device_auth_disabled", "critical"),
         "allowInsecureAuth": ("gateway.control_ui.insecure_auth", "warn"),
         "dangerouslyAllowHostHeaderOriginFallback": (
@@ -347,7 +347,7 @@ def check_control_ui(f: Facts) -> Iterable[Finding]:
             fid, sev = names[key]
             yield Finding(
                 fid,
-                sev,  # type: ignore[arg-type]
+                sev,
                 f"controlUi.{key} is on",
                 f"gateway.controlUi.{key} true in {file}; clawd-gateway ignores it, OpenClaw reading the "
                 "same file honours it",

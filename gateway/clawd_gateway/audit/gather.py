@@ -377,7 +377,9 @@ def gather_listeners(ports: set[int]) -> tuple[list[Listener], str | None]:
     for c in conns:
         if c.status != psutil.CONN_LISTEN or not c.laddr:
             continue
-        name, argv, uid = None, [], None
+        name: str | None = None
+        argv: list[str] = []
+        uid: int | None = None
         if c.pid:
             if c.pid not in procs:
                 try:

@@ -98,9 +98,9 @@ def parse_sshd_config(
                 if value.lower() == "all":
                     current[0] = None
                 else:
-                    block = MatchBlock(value, f"{path}:{no}")
-                    matches.append(block)
-                    current[0] = block
+                    opened = MatchBlock(value, f"{path}:{no}")
+                    matches.append(opened)
+                    current[0] = opened
                 continue
             block = current[0]
             target = settings if block is None else block.settings

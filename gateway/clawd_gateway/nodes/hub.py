@@ -477,7 +477,7 @@ class NodeHub:
                  "payloadJSON": payload_json}
             )  # fmt: skip
         else:
-            err = params.get("error") if isinstance(params.get("error"), dict) else {}
+            err = found if isinstance(found := params.get("error"), dict) else {}
             code = str(err.get("code") or "NODE_ERROR")
             message = str(err.get("message") or "node reported an error")
             waiter.fail(f"{code}: {message}", "NODE_ERROR", nodeError={"code": code, "message": message})

@@ -76,7 +76,7 @@ def parse_status(text: str) -> NodeStatus:
     data = _json_from_noisy(text)
     if not isinstance(data, dict):
         raise ValueError("`tailscale status --json` did not print an object")
-    self_node = data.get("Self") if isinstance(data.get("Self"), dict) else {}
+    self_node = found if isinstance(found := data.get("Self"), dict) else {}
     caps: set[str] = set()
     for source in (self_node.get("Capabilities"), self_node.get("CapMap")):
         if isinstance(source, (list, dict)):
@@ -179,8 +179,8 @@ def parse_whois(data: Any) -> WhoisIdentity | None:
         data = _json_from_noisy(data.decode() if isinstance(data, bytes) else data)
     if not isinstance(data, dict):
         return None
-    profile = data.get("UserProfile") if isinstance(data.get("UserProfile"), dict) else {}
-    user = data.get("User") if isinstance(data.get("User"), dict) else {}
+    profile = found if isinstance(found := data.get("UserProfile"), dict) else {}
+    user = found if isinstance(found := data.get("User"), dict) else {}
     login = _first_str(
         profile.get("LoginName"),
         profile.get("Login"),
@@ -194,7 +194,7 @@ def parse_whois(data: Any) -> WhoisIdentity | None:
     if login is None:
         return None
     name = _first_str(profile.get("DisplayName"), profile.get("Name"), user.get("DisplayName"))
-    node = data.get("Node") if isinstance(data.get("Node"), dict) else {}
+    node = found if isinstance(found := data.get("Node"), dict) else {}
     tagged = bool(node.get("Tags")) or login.casefold() == TAGGED_LOGIN
     return WhoisIdentity(login, name, tagged)
 
