@@ -1,21 +1,21 @@
-"""`clawd tray` on a real X desktop (Xvfb + trayer + a session bus) against a real tunnel.
+"""`clawd tray` on a real X desktop (Xvfb + trayer + a session bus), as a client of a real agent
+running real tunnels through a real sshd to a real gateway.
 
-A person's view of the tray: the icon docks, turns green once the gateway answers through the
-real sshd, its menu opens on a right click and shows what the presenter says it should; a click
-on Disconnect stops the tunnel and greys the icon, Connect brings both back, Quit exits 0 and
-leaves no status file behind. The engine's state is checked each time with `clawd status
---json`, which reads what the tray's supervisor publishes.
+A person's view of the tray: the icon docks and the tray starts the agent (none runs yet); the
+menu lists every profile with its state; Connect in a profile's submenu brings the tunnel up
+through sshd and the icon turns green; Quit exits 0 and the tunnel stays up in the agent; a
+restarted tray shows it again without a click; "Disconnect all and quit" brings it down. The
+agent's view is checked each time with `clawd status --json`, from outside the tray.
 
 Menu items are found the way a person finds them: by looking. The menu window is screenshotted,
 its text rows are located (tests/support/desktop.text_bands), and they must be exactly as many
-as the presenter's non-separator items; the row for "Disconnect" is hovered (it lights up, so
-it is enabled) and clicked. Screenshots land in the test's artifacts folder
-($CLAWD_TEST_ARTIFACTS, else tmp_path/artifacts).
+as the presenter's non-separator items for the state the agent reports; a row is hovered (it
+lights up, so it is enabled, or its submenu opens) and clicked. Screenshots land in the test's
+artifacts folder ($CLAWD_TEST_ARTIFACTS, else tmp_path/artifacts).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
+from tests.support.clientcli import agent_pid, stop_agent
 from tests.support.desktop import Desktop, desktop_session, text_bands, wait_for
 from tests.support.servers import free_port
 from tests.support.supervisor import ssh_profile
@@ -35,7 +37,7 @@ from tests.support.supervisor import ssh_profile
 TOKEN = "s3cret-token-for-tests-0123456789"
 PROFILE = "vps"
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(300)
 
 
 def _pixels(image: Any) -> Any:
@@ -58,46 +60,46 @@ def artifacts(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     return folder
 
 
-def _tray_argv() -> list[str]:
-    """`clawd tray` once the main CLI registers it; `python -m clawd_client.tray` until then."""
-    from clawd_client.cli import build_parser
-
-    for action in build_parser()._actions:
-        if isinstance(action, argparse._SubParsersAction) and "tray" in action.choices:
-            return [sys.executable, "-m", "clawd_client", "tray"]
-    return [sys.executable, "-m", "clawd_client.tray"]
-
-
 def _clawd(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "clawd_client", *args], capture_output=True, text=True, env=env, timeout=60
     )
 
 
-def _tunnel(env: dict[str, str]) -> dict[str, Any] | None:
-    out = _clawd(env, "status", "--json", PROFILE)
-    tunnels = json.loads(out.stdout)["tunnels"]
-    return tunnels[0] if tunnels else None
+def _status(env: dict[str, str]) -> dict[str, Any]:
+    """`clawd status --json`: the agent ({"agent": None} when none runs) and its tunnels."""
+    out = _clawd(env, "status", "--json")
+    return json.loads(out.stdout)
+
+
+def _tunnel(env: dict[str, str], name: str = PROFILE) -> dict[str, Any] | None:
+    return next((t for t in _status(env)["tunnels"] if t["profile"] == name), None)
+
+
+def _tray_log(env: dict[str, str]) -> str:
+    path = Path(env["CLAWD_STATE_DIR"]) / "client" / "logs" / "tray.log"
+    return path.read_text() if path.exists() else "(no tray log)"
 
 
 def _wait_state(
-    env: dict[str, str], state: str, timeout: float = 40, proc: subprocess.Popen[bytes] | None = None
-) -> dict[str, Any]:
+    env: dict[str, str], state: str | None, timeout: float = 40, proc: subprocess.Popen[bytes] | None = None
+) -> dict[str, Any] | None:
+    """Until the agent reports PROFILE in `state` (None: not up at all)."""
     seen: list[str] = []
 
-    def check() -> dict[str, Any] | None:
+    def check() -> Any:
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"the tray exited ({proc.returncode}) while waiting for {state}")
         t = _tunnel(env)
-        if t is not None:
-            if not seen or seen[-1] != t["state"]:
-                seen.append(t["state"])
-            if t["state"] == state and t.get("running"):
-                return t
-        return None
+        now = t["state"] if t else "down"
+        if not seen or seen[-1] != now:
+            seen.append(now)
+        if state is None:
+            return t is None
+        return t if t is not None and t["state"] == state else None
 
     try:
-        return wait_for(check, timeout, f"clawd status to say {state}", interval=0.1)
+        found = wait_for(check, timeout, f"clawd status to say {state or 'not up'}", interval=0.1)
     except AssertionError as exc:
         log = Path(env["CLAWD_STATE_DIR"]) / "client" / "logs" / "tray.log"
         if proc is not None and proc.poll() is None and log.exists():
@@ -105,8 +107,8 @@ def _wait_state(
             os.kill(proc.pid, signal.SIGUSR1)  # the tray dumps every thread's stack into its log
             with contextlib.suppress(AssertionError):
                 wait_for(lambda: log.stat().st_size > size, 3, "a stack dump")
-        tail = log.read_text()[-6000:] if log.exists() else "(no tray log)"
-        raise AssertionError(f"{exc}; states seen: {seen}\ntray log:\n{tail}") from None
+        raise AssertionError(f"{exc}; states seen: {seen}\ntray log:\n{_tray_log(env)[-6000:]}") from None
+    return found if isinstance(found, dict) else None
 
 
 def _color_pixels(image: Any, rgb: tuple[int, int, int], tolerance: int = 60) -> int:
@@ -132,16 +134,17 @@ class TrayDriver:
     """The tray process plus the person in front of the screen."""
 
     def __init__(
-        self, desk: Desktop, env: dict[str, str], artifacts: Path, backend: str, *extra: str
+        self, desk: Desktop, env: dict[str, str], artifacts: Path, backend: str, *args: str, run: str = "tray"
     ) -> None:
         self.desk = desk
         self.env = env
         self.artifacts = artifacts
         self.backend = backend
-        self.out = (artifacts / "tray.stdout").open("wb")
-        self.err = (artifacts / "tray.stderr").open("wb")
+        self.run = run
+        self.out = (artifacts / f"{run}.stdout").open("wb")
+        self.err = (artifacts / f"{run}.stderr").open("wb")
         self.proc = subprocess.Popen(
-            [*_tray_argv(), PROFILE, *extra],
+            [sys.executable, "-m", "clawd_client", "tray", *args],
             env=env,
             stdout=self.out,
             stderr=self.err,
@@ -162,7 +165,7 @@ class TrayDriver:
     def stderr(self) -> str:
         if not self.err.closed:
             self.err.flush()
-        return (self.artifacts / "tray.stderr").read_text(errors="replace")
+        return (self.artifacts / f"{self.run}.stderr").read_text(errors="replace")
 
     def icon(self) -> Any:
         icons = wait_for(self.desk.tray_icons, 30, "the clawd icon to dock in trayer")
@@ -178,42 +181,60 @@ class TrayDriver:
 
         return wait_for(check, 20, f"the icon to {what}")
 
+    def _new_window(self, before: set[str], what: str, min_h: int = 60) -> Any:
+        def window() -> Any:
+            new = [w for w in self.desk.toplevels() if w.wid not in before and w.w > 60 and w.h > min_h]
+            return next((w for w in new if self.desk.viewable(w.wid)), None)
+
+        return wait_for(window, 10, what)
+
     def open_menu(self) -> Any:
         before = {w.wid for w in self.desk.toplevels()}
         x, y = self.icon().center
         self.desk.click(x, y, button=3)
-
-        def menu() -> Any:
-            new = [w for w in self.desk.toplevels() if w.wid not in before and w.w > 60 and w.h > 60]
-            return new[0] if new else None
-
-        return wait_for(menu, 10, "the tray menu to open")
+        return self._new_window(before, "the tray menu to open")
 
     def wait_menu_closed(self, menu: Any) -> None:
         wait_for(lambda: all(w.wid != menu.wid for w in self.desk.toplevels()), 10, "the menu to close")
 
-    def click_item(self, menu: Any, model_ids: list[str], item_id: str, shot: str) -> None:
-        """Find the item's text row in the menu, hover it (it must light up), click it."""
+    def _current(self, win: Any) -> Any:
+        """The window as it is now: GTK maps a menu first and moves it into place after."""
+        return next((w for w in self.desk.toplevels() if w.wid == win.wid), win)
+
+    def _row(self, menu: Any, rows: list[str], item_id: str, shot: str) -> tuple[Any, Any, int, int, Any]:
+        """Find the item's text row in the menu (as many rows as the model has), hover it."""
 
         def stable_bands() -> Any:
-            img = self.desk.grab(menu.box)
+            win = self._current(menu)
+            img = self.desk.grab(win.box)
             bands = text_bands(img)
-            return (img, bands) if len(bands) == len(model_ids) else None
+            return (win, img, bands) if len(bands) == len(rows) else None
 
         try:
-            img, bands = wait_for(stable_bands, 10, f"{len(model_ids)} text rows in the menu")
+            win, img, bands = wait_for(stable_bands, 10, f"{len(rows)} text rows in the menu {rows}")
         except AssertionError:
-            self.desk.grab(menu.box).save(self.artifacts / f"{shot}-unexpected.png")
+            self.desk.grab(self._current(menu).box).save(self.artifacts / f"{shot}-unexpected.png")
             raise
         _save(img, self.artifacts / f"{shot}.png")
-        top, bottom, left, right = bands[model_ids.index(item_id)]
-        x = menu.x + (left + right) // 2
-        y = menu.y + (top + bottom) // 2
+        top, bottom, left, right = bands[rows.index(item_id)]
+        x = win.x + (left + right) // 2
+        y = win.y + (top + bottom) // 2
         self.desk.move(x, y)
+        return win, img, x, y, (top, bottom)
+
+    def open_submenu(self, menu: Any, rows: list[str], item_id: str, shot: str) -> Any:
+        """Hover a profile's row: its submenu opens as a window of its own."""
+        before = {w.wid for w in self.desk.toplevels()}
+        self._row(menu, rows, item_id, shot)
+        return self._new_window(before, f"the {item_id!r} submenu to open", min_h=30)
+
+    def click_item(self, menu: Any, rows: list[str], item_id: str, shot: str, parent: Any = None) -> None:
+        """Find the item's row, hover it (it must light up), click it; the menu (and its parent) close."""
+        win, img, x, y, (top, bottom) = self._row(menu, rows, item_id, shot)
         plain = img.crop((2, top, img.width - 2, bottom + 1))
 
         def lit() -> Any:
-            now = self.desk.grab(menu.box)
+            now = self.desk.grab(win.box)
             row = now.crop((2, top, now.width - 2, bottom + 1))
             changed = sum(
                 1
@@ -223,30 +244,29 @@ class TrayDriver:
             return now if changed > row.width * row.height * 0.3 else None
 
         hovered = wait_for(lit, 10, f"the {item_id!r} row to light up under the pointer")
-        _save(hovered, self.artifacts / f"{shot}-hover-{item_id}.png")
+        _save(hovered, self.artifacts / f"{shot}-hover-{item_id.replace(':', '-')}.png")
         self.desk.click(x, y, button=1)
         self.wait_menu_closed(menu)
+        if parent is not None:
+            self.wait_menu_closed(parent)
 
 
-def _model_ids(status: dict[str, Any], backend: str, attention: Any = None) -> list[str]:
-    """The presenter's top-level menu rows (labels included, separators not), for this status."""
+def _present(env: dict[str, str], backend: str, profiles: tuple[str, ...]) -> Any:
+    """What the presenter shows for the state the agent reports now (the tray must show the same)."""
+    from clawd_client.engine import TunnelStatus
     from clawd_client.tray.presenter import Caps, TrayInput, present
 
     caps = Caps(backend, has_default_action=backend != "appindicator", has_notification=False)
-    view = present(
-        TrayInput(
-            status=status,
-            profiles=(PROFILE,),
-            profile=PROFILE,
-            autostart=False,
-            caps=caps,
-            attention=attention,
-        )
-    )
-    return [item.id or f"label:{item.text}" for item in view.menu if not item.separator]
+    tunnels = {t["profile"]: TunnelStatus.from_json(t) for t in _status(env)["tunnels"]}
+    return present(TrayInput(profiles=profiles, tunnels=tunnels, autostart=False, caps=caps))
 
 
-def _fake_opener(tmp_path: Path) -> tuple[Path, Path]:
+def _rows(items: Any) -> list[str]:
+    """A menu's rows as the screen shows them: labels included, separators not."""
+    return [item.id or f"label:{item.text}" for item in items if not item.separator]
+
+
+def _fake_opener(tmp_path: Path) -> Path:
     """An `xdg-open` that records what it was asked to open, first on PATH: the browser and the
     text editor are the desktop's business, what clawd hands them is ours."""
     bin_dir = tmp_path / "bin"
@@ -255,7 +275,7 @@ def _fake_opener(tmp_path: Path) -> tuple[Path, Path]:
     script = bin_dir / "xdg-open"
     script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{record}"\n')
     script.chmod(0o755)
-    return bin_dir, record
+    return bin_dir
 
 
 def _opened(record: Path) -> list[str]:
@@ -263,7 +283,7 @@ def _opened(record: Path) -> list[str]:
 
 
 def _tray_env(desktop: Desktop, tmp_path: Path, backend: str) -> dict[str, str]:
-    bin_dir, _ = _fake_opener(tmp_path)
+    bin_dir = _fake_opener(tmp_path)
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "CLAWDBOT_", "DBUS_", "XDG_"))
     }
@@ -273,13 +293,22 @@ def _tray_env(desktop: Desktop, tmp_path: Path, backend: str) -> dict[str, str]:
         XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"),
         CLAWD_CONFIG_DIR=str(tmp_path / "cfg"),
         CLAWD_STATE_DIR=str(tmp_path / "state"),
-        OPENCLAW_GATEWAY_TOKEN=TOKEN,
-        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",  # the token comes from the env
+        OPENCLAW_GATEWAY_TOKEN=TOKEN,  # the agent the tray starts inherits it: the token comes from the env
+        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
         PYSTRAY_BACKEND=backend,
         PYTHONUNBUFFERED="1",
         PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     return env
+
+
+@pytest.fixture
+def agent_stopper():
+    """Stops the agent the tray started (it outlives every tray by design) after the test."""
+    envs: list[dict[str, str]] = []
+    yield envs.append
+    for env in envs:
+        stop_agent(env)
 
 
 def _clipboard(desktop: Desktop) -> str:
@@ -305,116 +334,148 @@ def _port_open(port: int) -> bool:
 
 
 @pytest.mark.parametrize("backend", ["appindicator", "gtk"])
-def test_tray_menu_drives_a_real_tunnel(backend, desktop, sshd, gateway, tmp_path, artifacts):
+def test_tray_is_a_client_of_the_agent_and_quit_leaves_the_tunnel_up(
+    backend, desktop, sshd, gateway, tmp_path, artifacts, agent_stopper
+):
     from clawd_client.profiles import ProfileStore
     from clawd_client.tray.icons import DOT, IconKind
 
     t0 = time.monotonic()
-    cfg = tmp_path / "cfg"
     local_port = free_port()
-    ProfileStore(cfg / "profiles.json").add(ssh_profile(sshd, gateway.port, local_port, name=PROFILE))
+    store = ProfileStore(tmp_path / "cfg" / "profiles.json")
+    store.add(ssh_profile(sshd, gateway.port, local_port, name=PROFILE))
+    store.add(ssh_profile(sshd, gateway.port, free_port(), name="spare"))  # never brought up
+    profiles = ("spare", PROFILE)
     env = _tray_env(desktop, tmp_path, backend)
-    green = DOT[IconKind.HEALTHY][:3]
+    agent_stopper(env)
+    assert _status(env)["agent"] is None  # nothing runs yet: the tray starts the agent
+    green, grey = DOT[IconKind.HEALTHY][:3], DOT[IconKind.STOPPED][:3]
+    sub_id = f"profile:{PROFILE}"
+
+    def profile_item(tray: TrayDriver, item: str, shot: str) -> None:
+        """Open the menu, then vps's submenu, and click one of its items."""
+        view = _present(env, backend, profiles)
+        menu = tray.open_menu()
+        sub = tray.open_submenu(menu, _rows(view.menu), sub_id, f"{shot}-top")
+        submenu = view.find(sub_id)
+        assert submenu is not None
+        tray.click_item(sub, _rows(submenu.submenu), f"{item}:{PROFILE}", shot, parent=menu)
+
     tray = TrayDriver(desktop, env, artifacts, backend)
     try:
         icon = tray.icon()
         assert "clawd" in icon.wm_class, icon  # findable as clawd's by any tray or tool
+        agent = wait_for(lambda: _status(env)["agent"], 30, "the tray to start the agent")
+        pid = agent["pid"]
+        assert pid != tray.proc.pid and psutil.pid_exists(pid) and _status(env)["tunnels"] == []
+        tray.wait_icon_color(grey, True, "be grey: no tunnel is up")
+        timings = {"agent": time.monotonic() - t0}
+
+        # Connect from vps's submenu: the agent brings it up through the real sshd.
+        profile_item(tray, "connect", "menu-vps-down")
         healthy = _wait_state(env, "healthy", proc=tray.proc)
-        assert healthy["pid"] == tray.proc.pid
-        assert healthy["localUrl"] == f"ws://127.0.0.1:{local_port}"
-        img = tray.wait_icon_color(green, True, "turn green (healthy)")
+        assert healthy is not None and healthy["pid"] == pid
+        assert healthy["local_url"] == f"ws://127.0.0.1:{local_port}" and _tunnel(env, "spare") is None
+        img = tray.wait_icon_color(green, True, "turn green (healthy; spare, not up, does not count)")
         _save(img, artifacts / "icon-healthy.png", scale=4)
         _save(desktop.grab(), artifacts / "screen-healthy.png")
-        timings = {"healthy": time.monotonic() - t0}
+        timings["healthy"] = time.monotonic() - t0
 
-        # Disconnect from the menu: the engine stops, the icon goes grey.
-        menu = tray.open_menu()
-        tray.click_item(menu, _model_ids(healthy, backend), "disconnect", "menu-healthy")
-        stopped = _wait_state(env, "stopped", proc=tray.proc)
+        # Disconnect from the submenu: the agent brings it down, the port closes, the icon greys.
+        profile_item(tray, "disconnect", "menu-vps-healthy")
+        _wait_state(env, None, proc=tray.proc)
         assert not _port_open(local_port), "the tunnel's local port is still open after Disconnect"
-        img = tray.wait_icon_color(green, False, "stop being green (stopped)")
-        assert _color_pixels(img, DOT[IconKind.STOPPED][:3]) >= 4, "no grey status dot"
-        _save(img, artifacts / "icon-stopped.png", scale=4)
-        timings["stopped"] = time.monotonic() - t0
-
-        # Connect from the menu: back to healthy through the real sshd.
-        menu = tray.open_menu()
-        tray.click_item(menu, _model_ids(stopped, backend), "connect", "menu-stopped")
+        img = tray.wait_icon_color(green, False, "stop being green (nothing up)")
+        assert _color_pixels(img, grey) >= 4, "no grey status dot"
+        profile_item(tray, "connect", "menu-vps-down-again")
         again = _wait_state(env, "healthy", proc=tray.proc)
-        assert again["pid"] == tray.proc.pid
-        assert _port_open(local_port)
+        assert again is not None and _port_open(local_port)
         tray.wait_icon_color(green, True, "turn green again")
         timings["reconnected"] = time.monotonic() - t0
 
         # Copy gateway URL: another program can paste it.
-        menu = tray.open_menu()
-        tray.click_item(menu, _model_ids(again, backend), "copy-url", "menu-copy")
+        profile_item(tray, "copy-url", "menu-copy")
         wait_for(
-            lambda: _clipboard(desktop) == again["localUrl"], 15, "the URL on the clipboard", interval=0.2
+            lambda: _clipboard(desktop) == again["local_url"], 15, "the URL on the clipboard", interval=0.2
         )
-
         # Open Control UI: the browser gets the gateway's page on the tunnel, and no secret.
         record = tmp_path / "opened.txt"
-        menu = tray.open_menu()
-        tray.click_item(menu, _model_ids(again, backend), "open-ui", "menu-open-ui")
+        profile_item(tray, "open-ui", "menu-open-ui")
         wait_for(lambda: _opened(record), 10, "the browser to be asked to open the Control UI")
         assert _opened(record) == [f"http://127.0.0.1:{local_port}/"]
         # Open logs: the tray's own log file.
-        menu = tray.open_menu()
-        tray.click_item(menu, _model_ids(again, backend), "open-logs", "menu-open-logs")
+        view = _present(env, backend, profiles)
+        tray.click_item(tray.open_menu(), _rows(view.menu), "open-logs", "menu-open-logs")
         wait_for(lambda: len(_opened(record)) == 2, 10, "the log file to be opened")
         assert _opened(record)[1].endswith("/logs/tray.log")
-
-        # Run diagnosis: the doctor walks every hop through the real sshd and gateway.
+        # Run diagnosis: the agent's doctor walks every hop through the real sshd and gateway.
         report = tmp_path / "state" / "client" / "logs" / f"doctor-{PROFILE}.txt"
-        menu = tray.open_menu()
-        tray.click_item(menu, _model_ids(again, backend), "diagnose", "menu-diagnose")
-        text = wait_for(lambda: report.is_file() and report.read_text(), 30, "the diagnosis report")
+        profile_item(tray, "diagnose", "menu-diagnose")
+        text = wait_for(lambda: report.is_file() and report.read_text(), 60, "the diagnosis report")
         assert "all hops ok" in text and "[ok ] health" in text, text
-        timings["diagnosed"] = time.monotonic() - t0
         # No notification server on this bus, so the report itself is opened for the user.
         wait_for(lambda: len(_opened(record)) == 3, 10, "the diagnosis report to be opened")
-        assert _opened(record)[2] == str(report)
-        assert TOKEN not in "".join(_opened(record))
+        assert _opened(record)[2] == str(report) and TOKEN not in "".join(_opened(record))
+        timings["diagnosed"] = time.monotonic() - t0
 
         # Start at login: the checkbox really writes (and removes) the XDG autostart entry.
         entry = tmp_path / "home" / ".config" / "autostart" / "clawd-tray.desktop"
-        menu = tray.open_menu()
-        tray.click_item(menu, _model_ids(again, backend), "autostart", "menu-autostart-off")
+        tray.click_item(tray.open_menu(), _rows(view.menu), "autostart", "menu-autostart-off")
         text = wait_for(lambda: entry.is_file() and entry.read_text(), 30, "the autostart entry")
         assert "clawd_client tray" in text, text
-        menu = tray.open_menu()
-        shot = desktop.grab(menu.box)
-        _save(shot, artifacts / "menu-autostart-on.png")
-        tray.click_item(menu, _model_ids(again, backend), "autostart", "menu-autostart-on")
+        tray.click_item(tray.open_menu(), _rows(view.menu), "autostart", "menu-autostart-on")
         wait_for(lambda: not entry.exists(), 30, "the autostart entry to be removed")
 
-        # Quit from the menu: exit 0, tunnel down, no status left behind.
-        menu = tray.open_menu()
-        tray.click_item(menu, _model_ids(again, backend), "quit", "menu-quit")
+        # Quit: the tray exits 0, and the tunnel stays up in the agent.
+        view = _present(env, backend, profiles)
+        tray.click_item(tray.open_menu(), _rows(view.menu), "quit", "menu-quit")
         assert tray.proc.wait(20) == 0, tray.stderr()
         timings["quit"] = time.monotonic() - t0
-        assert _tunnel(env) is None
-        assert not _port_open(local_port)
+        still = _tunnel(env)
+        assert still is not None and still["state"] == "healthy" and still["pid"] == pid
+        assert _port_open(local_port)
         wait_for(lambda: not desktop.tray_icons(), 10, "the icon to leave the tray")
     finally:
         tray.close()
-    log = (tmp_path / "state" / "client" / "logs" / "tray.log").read_text()
-    assert "healthy" in log and "menu: disconnect" in log and "menu: connect" in log
-    assert TOKEN not in log and TOKEN not in tray.stderr()
+
+    # A restarted tray reattaches to the running agent and shows the tunnel without a click.
+    again_tray = TrayDriver(desktop, env, artifacts, backend, run="tray-again")
+    try:
+        again_tray.wait_icon_color(green, True, "be green at once: the tunnel is still up")
+        wait_for(
+            lambda: f"attached to the clawd agent (pid {pid}): 1 tunnel(s) up" in _tray_log(env),
+            10,
+            "the tray to log that it attached",
+        )
+        assert _status(env)["agent"]["pid"] == pid  # the same agent, not a second one
+        # Disconnect all and quit: every tunnel down, then exit 0; the agent itself stays.
+        view = _present(env, backend, profiles)
+        assert view.find("disconnect-all-quit").enabled
+        menu = again_tray.open_menu()
+        again_tray.click_item(menu, _rows(view.menu), "disconnect-all-quit", "menu-disconnect-all")
+        assert again_tray.proc.wait(40) == 0, again_tray.stderr()
+        timings["disconnected all"] = time.monotonic() - t0
+        assert _tunnel(env) is None and not _port_open(local_port)
+        assert _status(env)["agent"]["pid"] == pid
+    finally:
+        again_tray.close()
+    log = _tray_log(env)
+    assert f"menu: connect:{PROFILE}" in log and f"menu: disconnect:{PROFILE}" in log
+    assert "menu: disconnect-all-quit" in log and "disconnected all: vps" in log
+    assert TOKEN not in log and TOKEN not in tray.stderr() and TOKEN not in again_tray.stderr()
     (artifacts / "timings.json").write_text(json.dumps(timings, indent=2))
     print(f"\n[{backend}] " + ", ".join(f"{k} at {v:.2f}s" for k, v in timings.items()))
 
 
 def test_tray_needs_you_for_an_unknown_host_key_and_trusts_it_from_the_menu(
-    desktop, sshd, gateway, tmp_path, artifacts
+    desktop, sshd, gateway, tmp_path, artifacts, agent_stopper
 ):
-    """A first connection to a new server: red icon, the fingerprint in the menu, one click to
-    trust it (like answering OpenSSH's prompt), then healthy."""
-    from clawd_client.engine.hostkeys import fingerprint
+    """A first connection to a new server (`clawd tray vps` brings it up): red icon, the
+    fingerprint in the menu, one click sends `trust` with exactly that fingerprint (like
+    answering OpenSSH's prompt), then healthy. SIGTERM ends the tray, not the tunnel."""
+    from clawd_client.engine import TunnelStatus
     from clawd_client.profiles import ProfileStore, replace
     from clawd_client.tray.icons import DOT, IconKind
-    from clawd_client.tray.presenter import Attention
 
     local_port = free_port()
     known = tmp_path / "known_hosts_empty"
@@ -422,59 +483,86 @@ def test_tray_needs_you_for_an_unknown_host_key_and_trusts_it_from_the_menu(
     profile = replace(profile, ssh=replace(profile.ssh, known_hosts=str(known)))
     ProfileStore(tmp_path / "cfg" / "profiles.json").add(profile)
     env = _tray_env(desktop, tmp_path, "appindicator")
-    tray = TrayDriver(desktop, env, artifacts, "appindicator")
+    agent_stopper(env)
+    tray = TrayDriver(desktop, env, artifacts, "appindicator", PROFILE)
     try:
         fatal = _wait_state(env, "fatal", proc=tray.proc)
-        assert "not known yet" in fatal["lastError"]
+        assert fatal is not None and fatal["needs_user"] == "host-key-unknown", fatal
+        st = TunnelStatus.from_json(fatal)
+        assert st.fingerprint and st.fingerprint.startswith("SHA256:")
         img = tray.wait_icon_color(DOT[IconKind.NEEDS_USER][:3], True, "turn red (needs you)")
         _save(img, artifacts / "icon-needs-you.png", scale=4)
-        fp = fingerprint(sshd.host_public_key)
-        attention = Attention("host-key-unknown", "", fingerprint=fp)
-        menu = tray.open_menu()
-        tray.click_item(menu, _model_ids(fatal, "appindicator", attention), "trust-host-key", "menu-hostkey")
+        view = _present(env, "appindicator", (PROFILE,))
+        trust = view.find(f"trust-host-key:{PROFILE}")
+        assert trust is not None and trust.arg == st.fingerprint
+        tray.click_item(tray.open_menu(), _rows(view.menu), trust.id, "menu-hostkey")
         healthy = _wait_state(env, "healthy", proc=tray.proc)
-        assert healthy["pid"] == tray.proc.pid
+        assert healthy is not None and healthy["pid"] == agent_pid(env)
         assert sshd.host_public_key_line.split()[1] in known.read_text()
         tray.wait_icon_color(DOT[IconKind.HEALTHY][:3], True, "turn green")
+        tray.proc.terminate()
+        assert tray.proc.wait(20) == 0, tray.stderr()
+        still = _tunnel(env)
+        assert still is not None and still["state"] == "healthy" and _port_open(local_port)
     finally:
         tray.close()
-    assert tray.proc.returncode == 0, tray.stderr()
+    assert f"agent request: trust {PROFILE}" in _tray_log(env)
 
 
-def test_tray_on_the_menuless_xorg_backend_explains_the_fix_and_a_click_connects(
-    desktop, sshd, gateway, tmp_path, artifacts
+def test_tray_on_the_menuless_xorg_backend_connects_on_a_click_and_comes_back_to_a_crashed_agent(
+    desktop, sshd, gateway, tmp_path, artifacts, agent_stopper
 ):
-    """The plain xorg backend has no menu: the tray says so (with the apt/dnf fix), and a left
-    click still does the useful thing (here: connect, since it started disconnected). SIGTERM
-    then tears the tunnel down and exits 0."""
+    """The plain xorg backend has no menu: the tray says so (with the fix), and a left click
+    still does the useful thing (here: connect the only profile). The agent then crashes: the
+    tray starts a new one, which brings the tunnel back, and the icon follows. SIGTERM ends the
+    tray with exit 0 and leaves the tunnel up."""
     from clawd_client.profiles import ProfileStore
+    from clawd_client.tray.icons import DOT, IconKind
 
     local_port = free_port()
     ProfileStore(tmp_path / "cfg" / "profiles.json").add(
         ssh_profile(sshd, gateway.port, local_port, name=PROFILE)
     )
     env = _tray_env(desktop, tmp_path, "xorg")
-    tray = TrayDriver(desktop, env, artifacts, "xorg", "--no-connect")
+    agent_stopper(env)
+    tray = TrayDriver(desktop, env, artifacts, "xorg", PROFILE, "--no-connect")
+    green = DOT[IconKind.HEALTHY][:3]
     try:
-        stopped = _wait_state(env, "stopped", proc=tray.proc)
-        assert stopped["pid"] == tray.proc.pid and not _port_open(local_port)
         wait_for(lambda: "CANNOT SHOW A MENU" in tray.stderr(), 10, "the no-menu explanation")
         err = tray.stderr()
         # PyGObject is installed here and the test forces xorg: the fix is to stop forcing it.
         assert "PYSTRAY_BACKEND=xorg" in err and "without --backend" in err, err
+        wait_for(lambda: "attached to the clawd agent" in _tray_log(env), 30, "the tray to attach")
+        assert _tunnel(env) is None and not _port_open(local_port)  # --no-connect: shown, not up
         icon = tray.icon()
         _save(desktop.grab(icon.box), artifacts / "icon-xorg-stopped.png", scale=4)
         x, y = icon.center
         desktop.click(x, y, button=1)
         healthy = _wait_state(env, "healthy", proc=tray.proc)
-        assert healthy["pid"] == tray.proc.pid and _port_open(local_port)
+        first = agent_pid(env)
+        assert healthy is not None and healthy["pid"] == first and _port_open(local_port)
+        tray.wait_icon_color(green, True, "turn green")
+
+        assert first is not None
+        os.kill(first, signal.SIGKILL)  # the agent crashes, taking the tunnel with it
+        psutil.Process(first).wait(10) if psutil.pid_exists(first) else None
+        back = wait_for(
+            lambda: (t := _tunnel(env)) is not None and t["state"] == "healthy" and t["pid"] != first and t,
+            60,
+            "the tray to start a new agent, which brings vps back",
+        )
+        assert back["pid"] == agent_pid(env) and _port_open(local_port)
+        assert "reconnecting to the clawd agent" in _tray_log(env)
+        tray.wait_icon_color(green, True, "be green again")
+        assert tray.proc.poll() is None
+
         tray.proc.terminate()
         try:
             code = tray.proc.wait(20)
         except subprocess.TimeoutExpired:
             code = None
-        log = tmp_path / "state" / "client" / "logs" / "tray.log"
-        assert code == 0, f"exit {code}; stderr: {tray.stderr()}\nlog: {log.read_text()[-3000:]}"
-        assert _tunnel(env) is None and not _port_open(local_port)
+        assert code == 0, f"exit {code}; stderr: {tray.stderr()}\nlog: {_tray_log(env)[-3000:]}"
+        still = _tunnel(env)
+        assert still is not None and still["state"] == "healthy" and _port_open(local_port)
     finally:
         tray.close()

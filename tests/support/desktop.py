@@ -202,6 +202,14 @@ class Desktop:
     def toplevels(self) -> list[Win]:
         return [w for w in self.windows() if w.depth == 0]
 
+    def viewable(self, wid: str) -> bool:
+        """Whether a window is mapped and on screen. GTK creates a submenu's window before it
+        first shows it, and keeps it unmapped after it closes: being in the tree is not enough."""
+        try:
+            return "Map State: IsViewable" in self._run("xwininfo", "-id", wid)
+        except AssertionError:  # gone meanwhile
+            return False
+
     def click(self, x: int, y: int, button: int = 1) -> None:
         self._run("xdotool", "mousemove", str(x), str(y), "click", str(button))
 
