@@ -5,17 +5,17 @@
 
 Starts a real desktop (Xvfb + trayer + a private D-Bus session bus, tests/support/desktop.py), a
 real OpenSSH sshd (tests/support/sshd.py) and a clawd-gateway (in this process, on its own
-loop), then `clawd tray PROFILE` as a process. Once `clawd status` says healthy and a 5 s
-warm-up has passed, it measures over --seconds:
+loop), then `clawd tray PROFILE` as a process; the tray starts the clawd agent, which runs the
+tunnel. Once `clawd status` says healthy and a 5 s warm-up has passed, it measures over --seconds:
   - CPU: user+system time of the tray process (all threads) / wall time, in % of one core;
   - wake-ups: voluntary context switches of all its threads per second (/proc/PID/task/*/status;
     each one is the process going to sleep, so each is followed by a wake-up);
   - RSS: resident memory, the maximum of samples taken every second; USS (pages only this
     process has) and PSS (shared library pages divided among their users) at the end, because
     most of what GTK adds is shared libraries that a desktop's other GTK programs map too.
-For comparison, and unless --no-baseline, a headless `clawd connect` (the same engine without
-any UI) runs the same tunnel setup at the same time, measured the same way; the difference is
-what the tray itself costs.
+The tray is only a client of the agent (it reads the agent's state stream), so its numbers are
+what the UI costs; unless --no-baseline, the agent (the tunnel itself) is measured the same way
+beside it. The agent, which outlives the tray by design, is stopped at the end.
 
 Targets (issue "tray app"): tray CPU < 0.2 % of a core, RSS < 60 MB. Prints PASS/FAIL; the exit
 code is 1 when a target is missed. Everything listens on 127.0.0.1; every process started here
@@ -44,6 +44,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import psutil  # noqa: E402
+from tests.support.clientcli import stop_agent  # noqa: E402
 from tests.support.desktop import Desktop, desktop_session, wait_for  # noqa: E402
 from tests.support.servers import free_port, gateway_in_thread, make_settings  # noqa: E402
 from tests.support.sshd import SshdServer, running_sshd  # noqa: E402
@@ -84,7 +85,7 @@ class Result:
 def ctx_switches(pid: int) -> tuple[int, int, int]:
     """(voluntary, involuntary, threads) summed over every thread of the process.
 
-    /proc/PID/status alone counts only the main thread; the engine, GTK and executor threads
+    /proc/PID/status alone counts only the main thread; the agent link, GTK and helper threads
     live in /proc/PID/task/*.
     """
     vol = invol = threads = 0
@@ -217,20 +218,19 @@ def verdict(ok: bool) -> str:
 
 def report(results: dict[str, Result], args: argparse.Namespace, backend_line: str) -> bool:
     tray = results["tray"]
-    base = results.get("connect")
+    base = results.get("agent")
     print(f"clawd tray idle cost over {tray.seconds:.1f} s, healthy tunnel, after a {WARMUP_S:g} s warm-up")
     print(f"  machine   {platform.platform()} · Python {platform.python_version()} · {os.cpu_count()} CPUs")
     print(f"  tray      {backend_line}")
     head = f"  {'':<24}{'clawd tray':>14}"
     if base:
-        head += f"{'clawd connect':>16}{'tray - connect':>16}"
+        head += f"{'clawd agent':>16}"
     print(head)
 
     def row(label: str, attr: str, fmt: str) -> None:
         line = f"  {label:<24}{format(getattr(tray, attr), fmt):>14}"
         if base:
-            diff = getattr(tray, attr) - getattr(base, attr)
-            line += f"{format(getattr(base, attr), fmt):>16}{format(diff, '+' + fmt):>16}"
+            line += f"{format(getattr(base, attr), fmt):>16}"
         print(line)
 
     row("CPU [% of one core]", "cpu_pct", ".3f")
@@ -263,26 +263,19 @@ def run(args: argparse.Namespace) -> int:
             gw = stack.enter_context(gateway_in_thread(make_settings(work / "gw", token=TOKEN)))
             store = ProfileStore(work / "cfg" / "profiles.json")
             store.add(ssh_profile(sshd, gw.port, free_port(), name="tray"))
-            store.add(ssh_profile(sshd, gw.port, free_port(), name="headless"))
             env = environment(work, desk, args.backend)
+            stack.callback(stop_agent, env)  # the tray starts it, and it outlives the tray by design
+            # `clawd tray tray`: the tray brings profile "tray" up in the agent it starts.
             tray = stack.enter_context(started([*tray_argv(), "tray"], env, work / "tray.log"))
             procs = {"tray": psutil.Process(tray.pid)}
+
+            def healthy() -> dict[str, Any] | None:
+                st = status_of(env, "tray")
+                return st if st and st.get("state") == "healthy" else None
+
+            st = wait_for(healthy, 60, "the tray's tunnel to be healthy", interval=0.2)
             if not args.no_baseline:
-                connect = stack.enter_context(
-                    started(
-                        [sys.executable, "-m", "clawd_client", "connect", "headless"],
-                        env,
-                        work / "connect.log",
-                    )
-                )
-                procs["connect"] = psutil.Process(connect.pid)
-            for name in ("tray", "headless") if not args.no_baseline else ("tray",):
-
-                def healthy(profile: str = name) -> bool:
-                    st = status_of(env, profile)
-                    return bool(st and st.get("state") == "healthy" and st.get("running"))
-
-                wait_for(healthy, 60, f"{name} to be healthy", interval=0.2)
+                procs["agent"] = psutil.Process(st["pid"])
             wait_for(desk.tray_icons, 30, "the tray icon")
             log_text = (work / "state" / "client" / "logs" / "tray.log").read_text()
             backend_line = next(
@@ -316,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--backend", default="appindicator", choices=("appindicator", "gtk", "xorg"), help="pystray backend"
     )
-    ap.add_argument("--no-baseline", action="store_true", help="skip the headless `clawd connect` comparison")
+    ap.add_argument("--no-baseline", action="store_true", help="do not measure the agent beside the tray")
     ap.add_argument("--maps", action="store_true", help="also list the tray's largest memory mappings")
     return run(ap.parse_args(argv))
 
