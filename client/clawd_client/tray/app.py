@@ -319,7 +319,7 @@ class TrayApp:
         """
         log.info("menu: %s", item_id)
         action, name = parse_item_id(item_id)
-        st = self._shown_status(name)
+        st = self._status_of(name)
         if action is Action.CONNECT:
             self.link.send("up", profiles=[name], wait=False)
         elif action is Action.DISCONNECT:
@@ -350,7 +350,7 @@ class TrayApp:
         elif action is Action.DISCONNECT_ALL_QUIT:
             self.quit(disconnect_all=True)
 
-    def _shown_status(self, name: str | None) -> TunnelStatus | None:
+    def _status_of(self, name: str | None) -> TunnelStatus | None:
         return self.link.view().tunnels.get(name) if name else None
 
     def _desktop(self, fn: Callable[[], Any], what: str) -> None:
