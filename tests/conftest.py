@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from tests.support import skip_policy
-from tests.support.clientcli import isolated_env, stop_agent
+from tests.support.clientcli import isolated_env, reap_agents, stop_agent
 from tests.support.keyring_session import secret_service  # noqa: F401  (the real keyring, shared)
 from tests.support.openclaw_peer import Peer, require_peer
 from tests.support.servers import (
@@ -28,6 +28,14 @@ def pytest_configure(config: pytest.Config) -> None:
     CLAWD_REQUIRE_SERVERS=1 any skip but an allowlisted platform skip fails the run."""
     if not config.pluginmanager.is_registered(skip_policy):
         config.pluginmanager.register(skip_policy, "clawd-skip-policy")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_agent_outlives_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Agents are detached on purpose (they outlive the command that started them); the tests'
+    ones must not outlive the test run."""
+    yield
+    reap_agents(str(tmp_path_factory.getbasetemp()))
 
 
 @pytest.fixture(autouse=True)

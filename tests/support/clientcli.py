@@ -132,3 +132,26 @@ def stop_agent(env: Mapping[str, str], timeout: float = 20.0) -> None:
         return
     except psutil.TimeoutExpired:
         proc.kill()
+
+
+def reap_agents(state_prefix: str, timeout: float = 10.0) -> list[int]:
+    """Stop every clawd agent whose state dir lies under `state_prefix` (a test session's temp
+    root): the safety net for a test that started one (any `clawd up`/`connect` does) without the
+    `client_env` fixture that stops it. Returns the pids it had to stop."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info.get("cmdline") or []
+        if "clawd_client" not in cmd or "agent" not in cmd:
+            continue
+        try:
+            if proc.environ().get("CLAWD_STATE_DIR", "").startswith(state_prefix):
+                proc.terminate()
+                found.append(proc)
+        except psutil.Error:
+            continue
+    _gone, alive = psutil.wait_procs(found, timeout=timeout)
+    for proc in alive:
+        proc.kill()
+    return [p.pid for p in found]
