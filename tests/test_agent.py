@@ -144,7 +144,7 @@ def test_up_down_and_the_agent_outlives_the_command(client_env, sshd, gateway):
     assert st["state"] == "healthy" and st["pid"] == pid and st["local_url"] == f"ws://127.0.0.1:{port}"
 
     again = clawd(["agent", "--foreground"], env, timeout=30)
-    assert again.returncode == 1, again.stdout + again.stderr
+    assert again.returncode == 75, again.stdout + again.stderr  # not a crash: no restart loop in systemd
     assert f"pid {pid}" in again.stderr and str(agent_socket()) in again.stderr
 
     r = clawd(["down", "vps"], env)
@@ -284,3 +284,13 @@ def test_a_restarted_agent_brings_its_tunnels_back(client_env, sshd, gateway):
     assert st.pid == agent_pid(env)
     names = [t["profile"] for t in json.loads(clawd(["status", "--json"], env).stdout)["tunnels"]]
     assert names == ["back"]  # `manual` has autoconnect off
+
+
+def test_subscribers_are_told_when_the_agent_stops_on_purpose(client_env):
+    r = clawd(["agent"], client_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with api.AgentClient.connect() as client:
+        assert client.subscribe() == []
+        assert clawd(["agent", "--stop"], client_env).returncode == 0
+        assert list(client.events(timeout=30)) == []
+        assert client.closed and client.agent_stopping  # a tray then waits instead of restarting it

@@ -55,6 +55,8 @@ class AgentClient:
         self._buf = b""
         self._next_id = 0
         self.pending_events: list[dict[str, Any]] = []
+        self.closed = False  # the agent closed the connection (it stopped, or crashed)
+        self.agent_stopping = False  # it said it is stopping on purpose (`shutdown`, SIGTERM)
 
     @classmethod
     def connect(cls, path: Path | None = None, timeout: float = REQUEST_TIMEOUT_S) -> AgentClient:
@@ -131,19 +133,28 @@ class AgentClient:
         return [TunnelStatus.from_json(t) for t in reply.get("tunnels") or []]
 
     def events(self, timeout: float | None = None) -> Iterator[TunnelStatus]:
-        """State changes as they come; ends when the agent goes away (or on `timeout` idle)."""
+        """State changes as they come. Ends on `timeout` idle (`closed` stays False), or when the
+        agent goes away (`closed`; `agent_stopping` too when it said it stops on purpose)."""
         while True:
             while self.pending_events:
-                yield TunnelStatus.from_json(self.pending_events.pop(0).get("tunnel") or {})
+                queued = self.pending_events.pop(0)
+                if queued.get("event") == "stopping":
+                    self.agent_stopping = True
+                    continue
+                yield TunnelStatus.from_json(queued.get("tunnel") or {})
+            msg: dict[str, Any] | None
             try:
                 msg = self._read_line(timeout)
             except TimeoutError:
                 return
             except OSError:
-                return
+                msg = None
             if msg is None:
+                self.closed = True
                 return
-            if msg.get("event") == "state":
+            if msg.get("event") == "stopping":
+                self.agent_stopping = True
+            elif msg.get("event") == "state":
                 yield TunnelStatus.from_json(msg.get("tunnel") or {})
 
 

@@ -27,8 +27,13 @@ from .server import ControlServer
 log = logging.getLogger("clawd.agent")
 
 
+EXIT_ALREADY_RUNNING = 75  # EX_TEMPFAIL: not a crash; a service manager must not restart it
+
+
 class AgentRunning(UserError):
     """A second agent for the same user."""
+
+    exit_code = EXIT_ALREADY_RUNNING
 
     def __init__(self, pid: int | None, socket: str) -> None:
         who = f"pid {pid}" if pid else "another process"
@@ -92,4 +97,4 @@ def run_foreground() -> int:
     return asyncio.run(serve())
 
 
-__all__ = ["AgentRunning", "run_foreground", "serve"]
+__all__ = ["EXIT_ALREADY_RUNNING", "AgentRunning", "run_foreground", "serve"]

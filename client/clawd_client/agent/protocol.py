@@ -113,6 +113,11 @@ def event(tunnel: dict[str, Any], kind: str = "state") -> bytes:
     return (json.dumps({"v": API_VERSION, "event": kind, "tunnel": tunnel}) + "\n").encode()
 
 
+def stopping_event() -> bytes:
+    """Told to subscribers when the agent stops on purpose, so a tray does not restart it."""
+    return (json.dumps({"v": API_VERSION, "event": "stopping"}) + "\n").encode()
+
+
 __all__ = [
     "API_VERSION",
     "MAX_LINE",
@@ -124,4 +129,5 @@ __all__ = [
     "event",
     "parse_request",
     "reply",
+    "stopping_event",
 ]

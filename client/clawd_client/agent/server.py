@@ -49,6 +49,7 @@ class ControlServer:
         self.info = info
         self._server: asyncio.AbstractServer | None = None
         self._conns: set[asyncio.Task[None]] = set()
+        self._subscribers: set[asyncio.StreamWriter] = set()
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -104,6 +105,7 @@ class ControlServer:
                     continue
                 if req.op == "subscribe" and unsubscribe is None:
                     unsubscribe = self.host.subscribe(functools.partial(_push, writer))
+                    self._subscribers.add(writer)
                 writer.write(await self._answer(req))
                 await writer.drain()
                 if req.op == "shutdown":
@@ -113,6 +115,7 @@ class ControlServer:
         finally:
             if unsubscribe is not None:
                 unsubscribe()
+                self._subscribers.discard(writer)
             with contextlib.suppress(Exception):
                 writer.close()
 
@@ -159,6 +162,10 @@ class ControlServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        for writer in list(self._subscribers):  # say so before the stream just ends
+            with contextlib.suppress(Exception):
+                writer.write(p.stopping_event())
+                await asyncio.wait_for(writer.drain(), 1)
         for task in list(self._conns):
             task.cancel()
         for task in list(self._conns):

@@ -139,6 +139,8 @@ def systemd_unit(spec: Spec) -> str:
         lines.append(f"Environment={quote_environment(name, value)}")
     lines += [
         "Restart=on-failure",
+        # 75: another agent already runs (started by `clawd up` or the tray): not a failure to retry.
+        "RestartPreventExitStatus=75",
         f"RestartSec={RESTART_SEC}",
         f"SyslogIdentifier={AGENT_UNIT.removesuffix('.service')}",
         "",

@@ -78,6 +78,7 @@ class AgentLink:
         self._view = LinkView(AgentConn("starting"))
         self._profiles_key: object = _NEVER
         self._stop = threading.Event()
+        self._agent_stopped = False  # the agent said it stops on purpose: do not restart it
         self._client: api.AgentClient | None = None
         self._thread = threading.Thread(target=self._main, name="clawd-agent-link", daemon=True)
         self._commands = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="clawd-command")
@@ -168,7 +169,15 @@ class AgentLink:
         first = True
         while not self._stop.is_set():
             try:
-                client = api.ensure_agent()
+                # Stopped on purpose (`clawd agent --stop`): wait for one to be started (Connect
+                # from the menu does) instead of overruling the user by starting it again.
+                client = api.running() if self._agent_stopped else api.ensure_agent()
+                if client is None:
+                    stopped = "the clawd agent was stopped; Connect starts it again"
+                    self._set(agent=AgentConn("reconnecting", error=stopped), tunnels={})
+                    self._stop.wait(BACKOFF_S[-1])
+                    continue
+                self._agent_stopped = False
             except (UserError, OSError) as exc:
                 phase = "starting" if first else "reconnecting"
                 log.warning("cannot reach the clawd agent: %s", exc)
@@ -216,6 +225,9 @@ class AgentLink:
             for st in client.events(timeout=self._idle_s):
                 self._apply(st)
             if self._stop.is_set():
+                return
+            if client.closed:
+                self._agent_stopped = client.agent_stopping
                 return
             # The stream ended or went quiet: a status request says which (it raises when the
             # agent is gone), and resynchronises what the stream may have carried meanwhile.
