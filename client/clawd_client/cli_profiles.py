@@ -21,11 +21,31 @@ from typing import Any, TextIO
 from clawd_gateway.errors import ConfigError, UserError
 from clawd_gateway.protocol.constants import DEFAULT_PORT
 
-from . import importers, secrets
 from .cli_common import EXIT_OK, EXIT_USAGE, Handler, handled
 from .profiles import Profile, ProfileStore, SshTarget, parse_ssh_target, replace
 
 MAX_STDIN_SECRET = 4096
+
+
+def _lazy(name: str) -> Any:
+    """The module, loaded at its first use: the keyring and the ssh_config resolver cost tens of
+    milliseconds at import, and every `clawd` command (`clawd status` too) builds this parser."""
+    import importlib.util
+
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module.__spec__.loader = spec.loader
+    sys.modules[name] = module  # one module object: a later plain import gets this one
+    spec.loader.exec_module(module)
+    return module
+
+
+secrets = _lazy("clawd_client.secrets")
+importers = _lazy("clawd_client.importers")
 
 
 _handled = handled
