@@ -53,11 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         register(sub)
     from .cli_agent import register as register_agent
     from .cli_autostart import register as register_autostart
+    from .cli_setup_remote import register as register_setup_remote
     from .cli_tray import register as register_tray
 
     register_agent(sub)
     register_autostart(sub)
     register_tray(sub)
+    register_setup_remote(sub)
     return parser
 
 

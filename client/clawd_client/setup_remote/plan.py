@@ -1,0 +1,263 @@
+"""The pure half of `clawd setup-remote`: the step list, the restricted key line, authorized_keys
+edits and the parsing of what the VPS reported. No I/O here, so every rule is unit-testable.
+
+Why the key line is exactly this: `restrict` turns off everything (pty, agent and X11
+forwarding, ~/.ssh/rc, port forwarding), `port-forwarding` turns forwarding back on, the two
+`permitopen` limit it to the gateway port on both loopback spellings (sshd matches the requested
+host string literally), and `command="/bin/false"` replaces any command a session asks for. A
+tunnel (`ssh -N -L`, asyncssh's direct-tcpip) opens no session, so it still works.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The steps in the order they run: (id, title). The progress reporter shows them as a list.
+STEPS: tuple[tuple[str, str], ...] = (
+    ("login", "log in to the VPS"),
+    ("discover", "find the gateway on the VPS"),
+    ("install", "install clawd-gateway on the VPS"),
+    ("key", "add a key for the tunnel only"),
+    ("audit", "audit the VPS"),
+    ("local", "write the profile and the secret"),
+    ("autostart", "start at login"),
+    ("up", "bring the tunnel up and check health"),
+)
+UNDO_STEPS: tuple[tuple[str, str], ...] = (
+    ("down", "bring the tunnel down"),
+    ("login", "log in to the VPS"),
+    ("key", "remove the tunnel key from the VPS"),
+    ("purge", "remove the clawd-gateway it installed"),
+    ("local", "remove the key pair, profile, secret and autostart mark"),
+)
+
+KEY_COMMENT_PREFIX = "clawd-"
+SECRET_VARS = {
+    "token": ("OPENCLAW_GATEWAY_TOKEN", "CLAWDBOT_GATEWAY_TOKEN"),
+    "password": ("OPENCLAW_GATEWAY_PASSWORD", "CLAWDBOT_GATEWAY_PASSWORD"),
+}
+
+
+def key_path_name(name: str) -> str:
+    """`~/.ssh/clawd_NAME`: one key per profile, named so a user knows what it is for."""
+    return f"clawd_{name}"
+
+
+def key_line(public_key: str, name: str, port: int) -> str:
+    """The authorized_keys line (no newline) for the tunnel key of profile `name`."""
+    algo, blob = public_key.split()[:2]
+    opts = (
+        f'restrict,port-forwarding,permitopen="127.0.0.1:{port}",permitopen="[::1]:{port}",'
+        'command="/bin/false"'
+    )
+    return f"{opts} {algo} {blob} {KEY_COMMENT_PREFIX}{name}"
+
+
+def add_line(text: str, line: str) -> tuple[str, bool]:
+    """authorized_keys with `line` appended once; (text, False) when it is already there.
+    A file without a final newline gets one first, so the new line never joins the last key."""
+    if any(existing.strip() == line for existing in text.splitlines()):
+        return text, False
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + line + "\n", True
+
+
+def remove_line(text: str, line: str, added_newline: bool) -> tuple[str, bool]:
+    """Undo `add_line` byte for byte: drop exactly our line (and the newline it had to add
+    before it, if it did and our line is still the last one). Other lines are untouched."""
+    ours = line + "\n"
+    if text.endswith(ours) and (len(text) == len(ours) or text[-len(ours) - 1] == "\n"):
+        body = text[: -len(ours)]
+        if added_newline and body.endswith("\n"):
+            body = body[:-1]
+        return body, True
+    lines = text.splitlines(keepends=True)
+    kept = [raw for raw in lines if raw.rstrip("\r\n") != line]
+    if len(kept) == len(lines):
+        return text, False
+    return "".join(kept), True
+
+
+@dataclass
+class Listener:
+    """One TCP listener on the gateway port, as `ss -ltnp` (or /proc/net/tcp) showed it."""
+
+    address: str
+    port: int
+    process: str | None = None  # None: not ours to see (another user's) or no ss
+    pid: int | None = None
+
+
+_SS_PROC = re.compile(r'users:\(\("([^"]*)",pid=(\d+)')
+
+
+def parse_ss(text: str, port: int) -> list[Listener]:
+    """`ss -ltnpH` lines for `port` (both families)."""
+    out: list[Listener] = []
+    for raw in text.splitlines():
+        parts = raw.split()
+        if len(parts) < 4:
+            continue
+        local = parts[3]
+        addr, _, port_text = local.rpartition(":")
+        if not port_text.isdigit() or int(port_text) != port:
+            continue
+        found = _SS_PROC.search(raw)
+        out.append(
+            Listener(
+                addr.strip("[]"),
+                port,
+                found.group(1) if found else None,
+                int(found.group(2)) if found else None,
+            )
+        )
+    return out
+
+
+def parse_proc_net_tcp(text: str, port: int) -> list[Listener]:
+    """/proc/net/tcp{,6} rows in state 0A (LISTEN) on `port`; used where `ss` is missing."""
+    out: list[Listener] = []
+    for raw in text.splitlines():
+        parts = raw.split()
+        if len(parts) < 4 or parts[3] != "0A" or ":" not in parts[1]:
+            continue
+        addr_hex, _, port_hex = parts[1].partition(":")
+        try:
+            if int(port_hex, 16) != port:
+                continue
+        except ValueError:
+            continue
+        out.append(Listener(_hex_addr(addr_hex), port))
+    return out
+
+
+def _hex_addr(addr_hex: str) -> str:
+    if len(addr_hex) == 8:
+        return ".".join(str(int(addr_hex[i : i + 2], 16)) for i in (6, 4, 2, 0))
+    return "::1" if addr_hex.endswith("01000000") and set(addr_hex[:24]) == {"0"} else addr_hex
+
+
+def loose_json(text: str) -> Any:
+    """OpenClaw's config is JSON5 in the wild (comments, trailing commas); this reads that
+    common subset. Raises ValueError when it is still not JSON."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    out: list[str] = []
+    i, n, in_str = 0, len(text), False
+    while i < n:
+        c = text[i]
+        if in_str:
+            out.append(c)
+            if c == "\\" and i + 1 < n:
+                out.append(text[i + 1])
+                i += 1
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+            out.append(c)
+        elif text.startswith("//", i):
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            continue
+        else:
+            out.append(c)
+        i += 1
+    return json.loads(re.sub(r",(\s*[}\]])", r"\1", "".join(out)))
+
+
+@dataclass
+class GatewayAuth:
+    """What the VPS says about the gateway's auth; `secret` never leaves memory except into the
+    local keyring."""
+
+    mode: str = "token"  # "token" | "password" | "none"
+    secret: str | None = field(default=None, repr=False)
+    source: str = ""  # where the secret was read, for the summary (a path or "process environment")
+
+
+def auth_from_config(config: Any, env: dict[str, str]) -> GatewayAuth:
+    """gateway.auth.{mode,token,password} of an OpenClaw/clawd config; `${VAR}` values are looked
+    up in `env` (the gateway's own environment or env file)."""
+    gateway = config.get("gateway") if isinstance(config, dict) else None
+    auth = gateway.get("auth") if isinstance(gateway, dict) else None
+    auth = auth if isinstance(auth, dict) else {}
+    mode = auth.get("mode") if isinstance(auth.get("mode"), str) else None
+    token, password = _value(auth.get("token"), env), _value(auth.get("password"), env)
+    if mode is None:
+        mode = "password" if password and not token else "token"
+    secret = password if mode == "password" else token if mode == "token" else None
+    return GatewayAuth(mode, secret, "")
+
+
+def _value(raw: Any, env: dict[str, str]) -> str | None:
+    if isinstance(raw, dict):  # a SecretRef such as {"$env": "VAR"} / {"source": "env", "id": "VAR"}
+        var = raw.get("$env") or (raw.get("id") if raw.get("source") == "env" else None)
+        return env.get(var) if isinstance(var, str) else None
+    if not isinstance(raw, str) or not raw:
+        return None
+    ref = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", raw.strip())
+    return env.get(ref.group(1)) if ref else raw
+
+
+def secret_from_env(env: dict[str, str], mode: str) -> str | None:
+    for var in SECRET_VARS.get(mode, ()):
+        if env.get(var):
+            return env[var]
+    return None
+
+
+def config_port(config: Any) -> int | None:
+    gateway = config.get("gateway") if isinstance(config, dict) else None
+    port = gateway.get("port") if isinstance(gateway, dict) else None
+    return port if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536 else None
+
+
+def parse_environ(raw: str) -> dict[str, str]:
+    """/proc/PID/environ (NUL-separated)."""
+    out: dict[str, str] = {}
+    for item in raw.split("\0"):
+        key, sep, value = item.partition("=")
+        if sep and key:
+            out[key] = value
+    return out
+
+
+def flag_value(argv: list[str], flag: str) -> str | None:
+    """`--token X` or `--token=X` in a command line."""
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg[len(flag) + 1 :]
+    return None
+
+
+__all__ = [
+    "STEPS",
+    "UNDO_STEPS",
+    "GatewayAuth",
+    "Listener",
+    "add_line",
+    "auth_from_config",
+    "config_port",
+    "flag_value",
+    "key_line",
+    "key_path_name",
+    "loose_json",
+    "parse_environ",
+    "parse_proc_net_tcp",
+    "parse_ss",
+    "remove_line",
+    "secret_from_env",
+]
