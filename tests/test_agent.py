@@ -12,18 +12,15 @@ import signal
 import socket
 import tempfile
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
+from tests.support.agentwatch import gateway_health, wait_state
 from tests.support.clientcli import agent_pid, clawd
 from tests.support.servers import free_port
-from tests.support.wsclient import connect_params, open_ws, recv_json, send_req, wait_res
 
 from clawd_client import api
-from clawd_client.engine import TunnelStatus
 from clawd_client.paths import agent_socket
 
 TOKEN = "agent-test-token-0123456789abcdef"
@@ -54,39 +51,6 @@ def add_profile(env, sshd, remote_port: int, name: str, *extra: str, token: str 
     r = clawd(["secret", "set", name], env, input=token + "\n")
     assert r.returncode == 0, r.stderr
     return local_port
-
-
-def gateway_health(url: str, token: str, open_timeout: float = 10.0) -> dict:
-    """The real protocol through the local port: challenge, connect with the token, `health`."""
-    ws = open_ws(url, open_timeout=open_timeout)
-    try:
-        recv_json(ws, 30)
-        hello = wait_res(ws, send_req(ws, "connect", connect_params(token)), 30)
-        assert hello.get("ok"), hello
-        return wait_res(ws, send_req(ws, "health"), 30)
-    finally:
-        ws.close()
-
-
-def wait_state(
-    pred: Callable[[TunnelStatus], bool], name: str, timeout: float = 30.0, what: str = "state"
-) -> TunnelStatus:
-    """Follow the agent's state stream until `name` satisfies `pred` (a deadline, not a sleep)."""
-    deadline = time.monotonic() + timeout
-    with api.AgentClient.connect() as client:
-        for st in client.subscribe():
-            if st.profile == name and pred(st):
-                return st
-        last = None
-        while time.monotonic() < deadline:
-            for st in client.events(timeout=max(0.1, deadline - time.monotonic())):
-                if st.profile == name:
-                    last = st
-                    if pred(st):
-                        return st
-                if time.monotonic() >= deadline:
-                    break
-    raise AssertionError(f"{name}: timed out waiting for {what}; last: {last}")
 
 
 class EchoServer:
@@ -173,7 +137,7 @@ def test_connections_are_held_through_an_sshd_outage_byte_for_byte(client_env, s
     assert clawd(["up", "echo", "--no-wait"], env).returncode == 0
     wait_state(lambda s: s.active_path == "ssh", "echo", what="the echo path up")
 
-    sshd.close()  # sessions and master: the SSH link dies, the ports must stay bound
+    sshd.crash()  # the SSH link dies and no login is possible; the ports must stay bound
     for name in ("gw", "echo"):
         wait_state(lambda s: s.state in ("backoff", "connecting"), name, what="the outage noticed")
 
@@ -208,7 +172,7 @@ def test_hold_zero_refuses_at_once_while_the_path_is_down(client_env, sshd, echo
     port = add_profile(env, sshd, echo.port, "strict", "--hold", "0")
     assert clawd(["up", "strict", "--no-wait"], env).returncode == 0
     wait_state(lambda s: s.active_path == "ssh", "strict", what="the path up")
-    sshd.close()
+    sshd.crash()
     wait_state(lambda s: s.state in ("backoff", "connecting"), "strict", what="the outage noticed")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.settimeout(10)

@@ -197,12 +197,14 @@ def _looks_like_ip(text: str) -> bool:
     return True
 
 
-def _url_profile(args: argparse.Namespace) -> Profile:
-    if args.tailscale is not None:
-        method, url = "tailscale", tailscale_url(args.tailscale, args.serve, args.port)
+def _url_profile(args: argparse.Namespace, method: str | None = None) -> Profile:
+    method = method or ("tailscale" if args.tailscale is not None else "direct")
+    if method == "tailscale":
+        url = tailscale_url(args.tailscale, args.serve, args.port)
     else:
-        _refuse_flags(args, ("serve", "port"), "--url")
-        method, url = "direct", args.url.strip()
+        if args.tailscale is None:
+            _refuse_flags(args, ("serve", "port"), "--url")
+        url = args.url.strip()
     ca_file = _existing_file(args.ca_file, "--ca-file") if args.ca_file else None
     profile = Profile(
         name=args.name,
@@ -242,10 +244,47 @@ def _check_plain_ws(profile: Profile) -> None:
 
 @_handled
 def cmd_profile_add(args: argparse.Namespace) -> int:
-    if args.tailscale is not None or args.url is not None:
-        _refuse_flags(args, _SSH_ONLY, "--tailscale/--url")
-        return _save_added(args, _url_profile(args))
-    _refuse_flags(args, _URL_ONLY, "--ssh")
+    given = [m for m, v in (("ssh", args.ssh), ("tailscale", args.tailscale), ("direct", args.url)) if v]
+    if not given:
+        missing = UserError("say how to reach the gateway: --ssh, --tailscale or --url (or several)")
+        missing.exit_code = EXIT_USAGE
+        raise missing
+    if len(given) == 1:
+        if args.order:
+            raise ConfigError("--order is for a profile with several paths (--ssh/--tailscale/--url)")
+        if given[0] != "ssh":
+            _refuse_flags(args, _SSH_ONLY, "--tailscale/--url")
+            return _save_added(args, _url_profile(args))
+        _refuse_flags(args, _URL_ONLY, "--ssh")
+        return _save_added(args, _ssh_profile(args))
+    if args.no_relay:
+        raise ConfigError(
+            "--no-relay does not go with several paths: failover happens on the local port",
+            fix="drop --no-relay",
+        )
+    ways = {m: _ssh_profile(args) if m == "ssh" else _url_profile(args, m) for m in given}
+    order = _path_order(args.order, given)
+    first, *rest = (ways[m] for m in order)
+    return _save_added(args, replace(first, alternates=tuple(rest), prefer=args.prefer))
+
+
+def _path_order(text: str | None, given: list[str]) -> list[str]:
+    """`--order ssh,direct,tailscale`: every given path once; default --ssh, --tailscale, --url."""
+    if not text:
+        return given
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    aliases = {"url": "direct"}
+    names = [aliases.get(n, n) for n in names]
+    if sorted(names) != sorted(given):
+        raise ConfigError(
+            f"--order {text}: list each path given exactly once ({', '.join(given)})",
+            key="--order",
+            fix=f"--order {','.join(given)}",
+        )
+    return names
+
+
+def _ssh_profile(args: argparse.Namespace) -> Profile:
     target = parse_ssh_target(args.ssh)
     if args.keepalive is not None and not args.keepalive > 0:
         raise ConfigError(f"--keepalive {args.keepalive:g}: must be more than 0 seconds")
@@ -268,7 +307,7 @@ def cmd_profile_add(args: argparse.Namespace) -> int:
     )
     if args.keepalive is not None:
         profile = replace(profile, keepalive_interval=float(args.keepalive))
-    return _save_added(args, profile)
+    return profile
 
 
 def _save_added(args: argparse.Namespace, profile: Profile) -> int:
@@ -290,6 +329,9 @@ def _save_added(args: argparse.Namespace, profile: Profile) -> int:
             f"profile {profile.name}: {profile.method} {profile.url} ({kind}), {local} "
             f"(saved in {store.path})\n"
         )
+    if profile.alternates:
+        ways = " → ".join(w.method for w in profile.ways())
+        out.write(f"  paths: {ways} (prefer {profile.prefer}; the agent fails over between them)\n")
     if secrets.env_override(profile.auth) is None:
         out.write(
             f"next: store the gateway {profile.auth} with "
@@ -308,7 +350,12 @@ def _profile_row(p: Profile) -> dict[str, Any]:
         "url": p.url,
         "auth": p.auth,
         "secret": _secret_status(p),
+        "paths": [{"path": w.method, "target": describe_target(w)} for w in p.ways()],
+        "prefer": p.prefer,
     }
+    if p.alternates:
+        data["method"] = "+".join(w.method for w in p.ways())
+        data["target"] = " | ".join(describe_target(w) for w in p.ways())
     return data
 
 
@@ -560,7 +607,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     add.add_argument("name", metavar="NAME")
-    how = add.add_mutually_exclusive_group(required=True)
+    how = add.add_argument_group("ways in (one or several: the agent fails over between them)")
     how.add_argument("--ssh", metavar="[USER@]HOST[:PORT]", help="SSH server (or ~/.ssh/config alias)")
     how.add_argument(
         "--tailscale", metavar="HOST", help="the gateway's MagicDNS name (or tailnet IP with --port)"
@@ -603,6 +650,15 @@ def register(subparsers: Any) -> None:
     )
     add.add_argument("--known-hosts", metavar="FILE", help="known_hosts file (default ~/.ssh/known_hosts)")
     add.add_argument("--keepalive", type=float, metavar="SECONDS", help="SSH keepalive interval (default 1)")
+    add.add_argument(
+        "--prefer",
+        choices=("order", "fastest"),
+        default="order",
+        help="several paths: the first healthy in order (default), or the lowest health latency",
+    )
+    add.add_argument(
+        "--order", metavar="P,P,...", help="several paths: their order, e.g. tailscale,ssh,direct"
+    )
     add.add_argument(
         "--hold",
         type=float,

@@ -19,6 +19,19 @@ from clawd_gateway.protocol.constants import DEFAULT_PORT
 from .paths import config_dir
 
 METHODS = ("ssh", "tailscale", "direct")
+PREFER = ("order", "fastest")
+# What differs from one way into the same gateway to another (the rest is the profile's own).
+PATH_FIELDS = (
+    "method",
+    "ssh",
+    "url",
+    "remote_host",
+    "remote_port",
+    "ca_file",
+    "allow_insecure_ws",
+    "keepalive_interval",
+    "keepalive_count",
+)
 AUTH_MODES = ("token", "password")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PROFILES_FILE = "profiles.json"
@@ -28,6 +41,9 @@ _QUIET_DEFAULTS: dict[str, Any] = {
     "allow_insecure_ws": False,
     "hold": 30.0,
     "autoconnect": True,
+    "alternates": [],
+    "prefer": "order",
+    "failback": 30.0,
 }
 MAX_HOLD_S = 600.0
 
@@ -64,14 +80,28 @@ class Profile:
     allow_insecure_ws: bool = False  # direct: plain ws:// to a host off loopback and the tailnet
     hold: float = 30.0  # seconds a client connecting while the path is down waits (0: refuse at once)
     autoconnect: bool = True  # the agent brings this profile back up after a restart if it was up
+    # Further ways to the same gateway (single-path profiles: only PATH_FIELDS count), after this
+    # profile's own in preference order; the agent fails over between them (engine/multipath.py).
+    alternates: tuple[Profile, ...] = ()
+    prefer: str = "order"  # order: the first healthy in order; fastest: the lowest health latency
+    failback: float = 30.0  # a more preferred path healthy this long takes new connections back
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def local_url(self) -> str:
         return f"ws://127.0.0.1:{self.local_port}"
 
+    def ways(self) -> tuple[Profile, ...]:
+        """Every way in as a single-path profile, in preference order, this profile's own first."""
+        first = replace(self, alternates=())
+        alts = (replace(first, **{f: getattr(a, f) for f in PATH_FIELDS}) for a in self.alternates)
+        return (first, *alts)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["alternates"] = [
+            {k: v for k, v in alt.to_json().items() if k in PATH_FIELDS} for alt in self.alternates
+        ]
         if not data["extra"]:
             del data["extra"]
         for key, default in _QUIET_DEFAULTS.items():  # keep SSH profiles' files as they were
@@ -88,9 +118,13 @@ class Profile:
         try:
             ssh_data = data.get("ssh")
             ssh = SshTarget(**ssh_data) if isinstance(ssh_data, dict) else None
-            known = {f for f in cls.__dataclass_fields__ if f != "ssh"}
+            known = {f for f in cls.__dataclass_fields__ if f not in ("ssh", "alternates")}
             kwargs = {k: v for k, v in data.items() if k in known}
-            profile = cls(ssh=ssh, **kwargs)
+            alts = data.get("alternates") or []
+            if not isinstance(alts, list) or not all(isinstance(a, dict) for a in alts):
+                raise ConfigError(f"{where}profile {name!r}: alternates must be a list of objects")
+            alternates = tuple(cls.from_json({**a, "name": name}, source) for a in alts)
+            profile = cls(ssh=ssh, alternates=alternates, **kwargs)
         except TypeError as exc:
             raise ConfigError(f"{where}profile {name!r}: {exc}") from None
         return validate(profile)
@@ -125,6 +159,19 @@ def validate(p: Profile) -> Profile:
             key="hold",
             fix="--hold 30 (0 refuses connections at once while the path is down)",
         )
+    if p.prefer not in PREFER:
+        raise ConfigError(f"{key}: prefer {p.prefer!r} is not one of {', '.join(PREFER)}", key="prefer")
+    if isinstance(p.failback, bool) or not isinstance(p.failback, int | float) or p.failback < 0:
+        raise ConfigError(f"{key}: failback {p.failback!r} is not a number of seconds", key="failback")
+    methods = [w.method for w in (p, *p.alternates)]
+    if len(set(methods)) != len(methods):
+        raise ConfigError(
+            f"{key}: one path per way in ({', '.join(methods)})",
+            key="alternates",
+            fix="give --ssh, --tailscale and --url at most once each",
+        )
+    for alt in p.alternates:
+        validate(replace(alt, name=p.name, alternates=()))
     if not isinstance(p.autoconnect, bool):
         raise ConfigError(f"{key}: autoconnect {p.autoconnect!r} is not true or false", key="autoconnect")
     if p.keepalive_interval <= 0 or p.keepalive_count < 1:

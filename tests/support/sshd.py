@@ -66,7 +66,14 @@ class SshdServer:
     """One sshd in `directory`, listening on host:port; see the module doc for the process model."""
 
     def __init__(
-        self, directory: Path, *, host: str = "127.0.0.1", port: int | None = None, extra_config: str = ""
+        self,
+        directory: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        extra_config: str = "",
+        authorized_keys_file: str | None = None,
+        strict_modes: bool = False,
     ) -> None:
         self.directory = Path(directory)
         self.host = host
@@ -74,6 +81,9 @@ class SshdServer:
         self.port: int = port if port is not None else _free_port(host)
         self.user = getpass.getuser()
         self.extra_config = extra_config
+        # `.ssh/authorized_keys` (with strict_modes): each account's own file, as on a real VPS.
+        self.authorized_keys_file = authorized_keys_file
+        self.strict_modes = strict_modes
         self.host_key_path = self.directory / "ssh_host_ed25519_key"
         self.client_key_path = self.directory / "client_ed25519"
         self.authorized_keys_path = self.directory / "authorized_keys"
@@ -99,9 +109,9 @@ class SshdServer:
             f"Port {self.port}",
             f"ListenAddress {self.host}",
             f"HostKey {self.host_key_path}",
-            f"AuthorizedKeysFile {self.authorized_keys_path}",
+            f"AuthorizedKeysFile {self.authorized_keys_file or self.authorized_keys_path}",
             f"PidFile {self.pid_path}",
-            "StrictModes no",
+            f"StrictModes {'yes' if self.strict_modes else 'no'}",
             "UsePAM no",
             "PubkeyAuthentication yes",
             "PasswordAuthentication no",
@@ -287,6 +297,13 @@ class SshdServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+
+    def crash(self) -> None:
+        """The server goes away as a whole: stop listening first, then end every session, so a
+        client that reconnects the instant its session dies finds nobody (close() kills the
+        sessions first, and a fast client can log in again in between). start() brings it back."""
+        self.stop()
+        self.kill_sessions()
 
     def close(self) -> None:
         """Tear everything down: sessions first (they would outlive the master), then the master."""

@@ -28,11 +28,13 @@ from ..engine import (
     AlreadyRunning,
     HostKeyUnknown,
     InstanceLock,
+    MultiSupervisor,
     Supervisor,
     TunnelStatus,
     fingerprint,
     make_port_guard,
     remember,
+    supervisor_for,
 )
 from ..paths import client_state_dir
 from ..profiles import Profile, ProfileStore
@@ -55,7 +57,7 @@ class AgentError(UserError):
 @dataclass
 class Hosted:
     profile: Profile
-    sup: Supervisor
+    sup: Supervisor | MultiSupervisor
     lock: InstanceLock
     task: asyncio.Task[Any] | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -180,7 +182,7 @@ class AgentHost:
         def secret() -> Any:
             return get_secret(profile)
 
-        sup = Supervisor(profile, secret, accept_new=accept_new, port_guard=make_port_guard(secret))
+        sup = supervisor_for(profile, secret, accept_new=accept_new, port_guard=make_port_guard(secret))
         hosted = Hosted(profile, sup, lock)
         sup.add_listener(lambda st: self._published(hosted, st))
         self.tunnels[profile.name] = hosted
@@ -278,6 +280,15 @@ class AgentHost:
         hosted.sup.last_cause = None
         hosted.sup.reconnect()
         return seen
+
+    def pin(self, name: str | None, path: str | None) -> str | None:
+        """New connections of a multi-path profile prefer `path` while it is healthy (None: unpin)."""
+        hosted = self._hosted(name)
+        if not isinstance(hosted.sup, MultiSupervisor):
+            only = f"{hosted.profile.name} has one path only; nothing to pin"
+            raise AgentError("single-path", only, exit_code=2)
+        hosted.sup.pin(path)
+        return path
 
     async def diagnose(self, name: str | None) -> dict[str, Any]:
         from ..doctor import diagnose

@@ -20,7 +20,7 @@ from typing import Any
 API_VERSION = 1
 MAX_LINE = 64 * 1024  # a request is small; a longer line is a protocol error, not a buffer to grow
 
-OPS = ("hello", "status", "up", "down", "reconnect", "trust", "diagnose", "subscribe", "shutdown")
+OPS = ("hello", "status", "up", "down", "reconnect", "trust", "pin", "diagnose", "subscribe", "shutdown")
 
 
 class ProtocolError(ValueError):
@@ -38,6 +38,7 @@ class Request:
     accept_new: bool = False  # up/reconnect: trust an unknown SSH host key (never a changed one)
     fingerprint: str | None = None  # trust: the key the user saw and accepted
     local_port: int | None = None  # up: override the profile's local port for this run
+    path: str | None = None  # pin: the way in new connections should prefer (None: unpin)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -74,6 +75,9 @@ def parse_request(line: bytes) -> Request:
     port = data.get("local_port")
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
         raise ProtocolError("'local_port' must be a port (1-65535)")
+    path = data.get("path")
+    if path is not None and path not in ("ssh", "tailscale", "direct"):
+        raise ProtocolError("'path' must be ssh, tailscale, direct or null")
     fp = data.get("fingerprint")
     if fp is not None and not isinstance(fp, str):
         raise ProtocolError("'fingerprint' must be a string")
@@ -90,6 +94,7 @@ def parse_request(line: bytes) -> Request:
         timeout=float(timeout),
         local_port=port,
         fingerprint=fp,
+        path=path,
         all=flags["all"],
         wait=flags["wait"],
         accept_new=flags["accept_new"],

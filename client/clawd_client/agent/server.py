@@ -153,6 +153,8 @@ class ControlServer:
         first = req.profiles[0] if req.profiles else None
         if req.op == "trust":
             return p.reply(req.id, trusted=host.trust(first, req.fingerprint))
+        if req.op == "pin":
+            return p.reply(req.id, pinned=host.pin(first, req.path))
         if req.op == "diagnose":
             return p.reply(req.id, report=await host.diagnose(first))
         if req.op == "shutdown":

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "Supervisor": "runner",
+    "MultiSupervisor": "multipath",
+    "PathState": "state",
+    "supervisor_for": "multipath",
     "needs_user": "runner",
     "TunnelStatus": "state",
     "Hop": "state",
@@ -64,6 +67,7 @@ if TYPE_CHECKING:
     from .listener import HeldListener
     from .lock import AlreadyRunning, InstanceLock, LockError, read_lock
     from .machine import Machine, Policy, State
+    from .multipath import MultiSupervisor, supervisor_for
     from .paths import UrlPath, insecure_ws_refusal, path_for
     from .portguard import make_port_guard
     from .ports import check_port
@@ -71,7 +75,7 @@ if TYPE_CHECKING:
     from .relay import Upstream, bridge
     from .runner import Supervisor, needs_user
     from .ssh import CONNECT_TIMEOUT, SshClient, TunnelError, connect_options, resolve_target
-    from .state import UP_STATES, AgentInfo, Hop, TunnelStatus, worst
+    from .state import UP_STATES, AgentInfo, Hop, PathState, TunnelStatus, worst
     from .tailscale import is_tailnet_ip
 
 
@@ -97,6 +101,8 @@ __all__ = [
     "InstanceLock",
     "LockError",
     "Machine",
+    "MultiSupervisor",
+    "PathState",
     "Policy",
     "ProbeResult",
     "SshClient",
@@ -121,5 +127,6 @@ __all__ = [
     "read_lock",
     "remember",
     "resolve_target",
+    "supervisor_for",
     "worst",
 ]

@@ -24,7 +24,7 @@ from clawd_gateway.secret import Secret
 
 from ..profiles import Profile
 from . import machine as m
-from .listener import HeldListener
+from .listener import HeldListener, Opener
 from .paths import Opened, SshPath, UrlPath, path_for
 from .probe import ProbeResult, probe_gateway
 from .ssh import TunnelError
@@ -82,6 +82,15 @@ class Supervisor:
         self._last_peer: tuple[str, int] | None = None
         self._reach_task: asyncio.Task[None] | None = None
         self._wall_since = time.time()
+
+    @property
+    def opener(self) -> tuple[Opener, str] | None:
+        """How to open one connection through this path right now (and what it dials), or None
+        while it is down: the multi-path switch (engine/multipath.py) hands it to its listener."""
+        tunnel = self._tunnel
+        if tunnel is None or tunnel.open_stream is None or self._reusing:
+            return None
+        return tunnel.open_stream, tunnel.dials
 
     # -- public commands (thread-safe via post) -------------------------------------------------
 
@@ -243,8 +252,16 @@ class Supervisor:
             raise TunnelError(
                 f"cannot listen on 127.0.0.1:{local_port}: {exc.strerror or exc}", fatal=False
             ) from None
+        listener.on_open_failed = self.check_now
         self.listener = listener
         return False
+
+    def check_now(self, why: str) -> None:
+        """A client's connection through the path just failed: probe at once rather than at the
+        next interval (one probe at a time; a down path ignores it)."""
+        up = (m.State.FORWARDING, m.State.HEALTHY, m.State.DEGRADED)
+        if self._loop is not None and self.snapshot.state in up:  # never cut a backoff short
+            self.post(m.Wake(self.now(), f"a connection failed: {why}"))
 
     async def _watch_path(self, gen: int) -> None:
         """The path's own link check (e.g. Tailscale logged out, peer offline) while it is open."""

@@ -25,6 +25,18 @@ class Hop:
 
 
 @dataclass(frozen=True)
+class PathState:
+    """One way into a multi-path profile, as `status --json` shows it under `paths`."""
+
+    path: str  # ssh, tailscale, direct
+    state: str
+    target: str = "-"
+    latency_ms: float | None = None
+    last_error: str | None = None
+    active: bool = False  # new connections go this way now
+
+
+@dataclass(frozen=True)
 class TunnelStatus:
     profile: str
     state: str  # idle connecting forwarding healthy degraded backoff fatal stopped
@@ -53,6 +65,7 @@ class TunnelStatus:
     fix: str | None = None  # the one thing to do about last_error
     exit_code: int | None = None  # fatal: what a CLI waiting on this tunnel exits with (4 user, 78 config)
     pid: int | None = None  # the process hosting the supervisor (the agent)
+    paths: tuple[PathState, ...] = ()  # multi-path profiles: every way in, in preference order
 
     @property
     def up(self) -> bool:
@@ -61,6 +74,7 @@ class TunnelStatus:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["hops"] = [asdict(h) for h in self.hops]
+        data["paths"] = [asdict(p) for p in self.paths]
         return data
 
     @classmethod
@@ -68,6 +82,7 @@ class TunnelStatus:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["hops"] = tuple(Hop(**h) for h in data.get("hops") or ())
+        kwargs["paths"] = tuple(PathState(**p) for p in data.get("paths") or ())
         return cls(**kwargs)
 
 
@@ -89,4 +104,4 @@ class AgentInfo:
     profiles: tuple[str, ...] = field(default_factory=tuple)
 
 
-__all__ = ["SEVERITY", "UP_STATES", "AgentInfo", "Hop", "TunnelStatus", "worst"]
+__all__ = ["SEVERITY", "UP_STATES", "AgentInfo", "Hop", "PathState", "TunnelStatus", "worst"]
