@@ -456,18 +456,20 @@ async def install_gateway(
             fix="install a newer python3 there (or use a newer distribution release)",
         )
 
-    want = __version__
     with tempfile.TemporaryDirectory(prefix="clawd-wheelhouse-") as tmp:
-        wheels, offline, want = await _gather(source, Path(tmp), py, want, progress)
+        clawd_wheel, wheels, version = await _source_wheels(source, Path(tmp), progress)
         have = await _installed_version(remote, lay)
-        fresh_install = have != want
+        fresh_install = have != version
         if not fresh_install:
             progress(f"clawd-gateway {have} is already installed in {lay.venv}")
         else:
             if not py.venv_module:
                 raise _no_venv_error(remote, release, py, "its ensurepip module is missing")
-            await _make_venv(remote, lay, release, py, progress)
-            await _pip_install(remote, lay, wheels, offline, want, progress)
+            await _make_venv(remote, lay, release, py, progress)  # first: a VPS without venv fails fast
+            offline = bool(wheels)
+            if clawd_wheel is not None:
+                wheels, offline = await _wheelhouse(clawd_wheel, Path(tmp) / "wheelhouse", py, progress)
+            await _pip_install(remote, lay, wheels, offline, version, progress)
 
     old_config = await remote.read_file(lay.config)
     config_changed = old_config != _config_text(port)
@@ -483,37 +485,43 @@ async def install_gateway(
     return await _detached(remote, lay, port, restart, system, progress)
 
 
-async def _gather(
-    source: str | None, tmp: Path, py: PythonInfo, want: str, progress: Progress
-) -> tuple[list[Path], bool, str]:
-    """(wheels to upload, complete wheelhouse?, clawd version to install) for `source`."""
+async def _source_wheels(
+    source: str | None, tmp: Path, progress: Progress
+) -> tuple[Path | None, list[Path], str]:
+    """What `source` gives: (clawd's wheel still to be completed with its dependencies, a
+    complete directory of wheels, the clawd version to install). Without a source: the VPS's
+    package index, this client's version."""
     if source is None:
-        return [], False, want
+        return None, [], __version__
     src = Path(source).expanduser()
-    if src.is_file() and src.suffix == ".whl":
-        wheel = src
-    elif src.is_dir() and ((src / "pyproject.toml").exists() or (src / "setup.py").exists()):
+    if src.is_file() and src.suffix == ".whl" and _wheel_version(src.name):
+        return src, [], _wheel_version(src.name) or __version__
+    if src.is_dir() and ((src / "pyproject.toml").exists() or (src / "setup.py").exists()):
         progress(f"building a wheel from {src} (pip wheel --no-deps)")
         wheel = await build_wheel(src, tmp / "built")
-    elif src.is_dir() and _clawd_wheels(src):
-        found = _clawd_wheels(src)
-        version = _wheel_version(found[-1].name) or want
-        return sorted(src.glob("*.whl")), True, version
-    else:
-        raise UserError(
-            f"--from {source}: not a wheel, a clawd source dir or a directory of wheels holding clawd",
-            fix="pass a clawd-*.whl, a checkout (with pyproject.toml) or a directory of wheels",
-        )
-    version = _wheel_version(wheel.name) or want
-    house = tmp / "wheelhouse"
-    progress(f"gathering clawd's dependencies as wheels for the VPS's Python {py.version[0]}.{py.version[1]}")
+        return wheel, [], _wheel_version(wheel.name) or __version__
+    if src.is_dir() and _clawd_wheels(src):
+        version = _wheel_version(_clawd_wheels(src)[-1].name) or __version__
+        return None, sorted(src.glob("*.whl")), version
+    raise UserError(
+        f"--from {source}: not a clawd wheel, a clawd source dir or a directory of wheels holding clawd",
+        fix="pass a clawd-*.whl, a checkout (with pyproject.toml) or a directory of wheels",
+    )
+
+
+async def _wheelhouse(
+    wheel: Path, house: Path, py: PythonInfo, progress: Progress
+) -> tuple[list[Path], bool]:
+    """clawd's wheel plus its dependencies for the VPS's Python: (wheels, complete?)."""
+    where = f"{py.version[0]}.{py.version[1]} ({py.machine}, {py.libc or 'unknown libc'})"
+    progress(f"gathering clawd's dependencies as wheels for the VPS's Python {where}")
     complete, detail = await build_wheelhouse(wheel, house, py)
     if not complete:
         progress(
             "could not gather every dependency here; the VPS's package index supplies them"
             + (f" ({detail.splitlines()[-1]})" if detail else "")
         )
-    return sorted(house.glob("*.whl")), complete, version
+    return sorted(house.glob("*.whl")), complete
 
 
 async def _make_venv(
@@ -528,8 +536,10 @@ async def _make_venv(
         return
     text = res.stdout + res.stderr
     await remote.run(f"rm -rf {_q(lay.venv)}", changes=True)  # never leave a half-made venv
-    if "ensurepip" in text or "venv" in text:
-        raise _no_venv_error(remote, release, py, (text.strip().splitlines() or [""])[0].strip())
+    if "ensurepip" in text:
+        raise _no_venv_error(remote, release, py, "`python3 -m venv` says ensurepip is not available")
+    if "venv" in text:
+        raise _no_venv_error(remote, release, py, (text.strip().splitlines() or [""])[-1].strip())
     raise RemoteError(
         f"{remote.target}: `python3 -m venv {lay.venv}` failed (exit {res.exit_status}): {text.strip()}"
     )
@@ -644,7 +654,7 @@ async def _detached(
     )
     if system:
         note += "; --system needs systemd, so it runs as this account"
-    progress("writing the gateway's env file with a generated token (clawd-gateway install-service --user)")
+    progress("the gateway's 0600 env file: a generated token, kept on re-runs (install-service --user)")
     # Writes the 0600 env file (generating the token once; a re-run keeps it) and the user unit,
     # which a systemd that appears later (or the user) can use.
     await remote.run(_install_service_cmd(lay, "--user"), check=True, changes=True)
