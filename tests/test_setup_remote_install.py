@@ -314,6 +314,36 @@ def test_install_from_wheelhouse_runs_healthy_then_purge(wheelhouse: Path):
         asyncio.run(main(v))
 
 
+def test_install_from_the_checkout_builds_the_wheelhouse_here():
+    """`--from SOURCE_DIR`: the wheel is built here (pip wheel --no-deps) and its dependencies are
+    gathered here for the VPS's Python (asked over SSH), so the index-less VPS installs offline."""
+
+    async def main(v: Vps) -> None:
+        port = free_port()
+        remote = await v.remote()
+        try:
+            steps: list[str] = []
+            t0 = time.monotonic()
+            result = await install_gateway(
+                remote, port=port, source=str(ROOT), system=False, yes=True, progress=steps.append
+            )
+            print(f"\ninstall --from the checkout (wheel + wheelhouse built here, upload, offline pip, start): {time.monotonic() - t0:.1f}s")
+            print("\n".join(f"  {s}" for s in steps))
+            assert any(s.startswith("building a wheel from") for s in steps)
+            assert any("dependencies as wheels for the VPS's Python 3." in s for s in steps)
+            assert "installing clawd 0.1.0 from the uploaded wheels" in steps  # complete: no index needed
+            token = parse_env_file(await remote.read_file(result.token_file) or "")["OPENCLAW_GATEWAY_TOKEN"]
+            payload, _ = await call(f"ws://127.0.0.1:{port}", "health", token=token, timeout=10)
+            assert payload.get("ok", True) is not False
+            await purge_gateway(remote, system=False, progress=lambda s: None)
+        finally:
+            await remote.close()
+        assert not (v.home / ".local" / "share" / "clawd-gateway").exists()
+
+    with vps() as v:
+        asyncio.run(main(v))
+
+
 def test_dry_run_changes_nothing(wheelhouse: Path):
     async def main(v: Vps) -> None:
         remote = await v.remote()
