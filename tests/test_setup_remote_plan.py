@@ -1,0 +1,73 @@
+"""The pure rules of `clawd setup-remote` (setup_remote/plan.py): the restricted key line, adding
+it once and removing it byte for byte, and reading what the VPS reported."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from clawd_client.setup_remote.plan import (
+    add_line,
+    auth_from_config,
+    config_port,
+    key_line,
+    loose_json,
+    parse_proc_net_tcp,
+    parse_ss,
+    remove_line,
+)
+
+PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9xdGVzdGtleWJsb2I clawd-vps"
+LINE = key_line(PUB, "vps", 28789)
+lines = st.lists(st.text(alphabet='abcdefgh ="-', min_size=1, max_size=20), max_size=5)
+
+
+def test_key_line_restricts_to_the_gateway_port() -> None:
+    assert LINE == (
+        'restrict,port-forwarding,permitopen="127.0.0.1:28789",permitopen="[::1]:28789",'
+        'command="/bin/false" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9xdGVzdGtleWJsb2I clawd-vps'
+    )
+
+
+@given(lines, st.booleans())
+def test_add_then_remove_is_byte_identical(existing: list[str], final_newline: bool) -> None:
+    text = "\n".join(existing) + ("\n" if final_newline and existing else "")
+    added, changed = add_line(text, LINE)
+    assert changed and added.endswith(LINE + "\n")
+    again, changed_again = add_line(added, LINE)
+    assert again == added and not changed_again
+    newline_added = bool(text) and not text.endswith("\n")
+    back, removed = remove_line(added, LINE, newline_added)
+    assert removed and back == text
+
+
+def test_remove_keeps_lines_added_after_ours() -> None:
+    text, _ = add_line("ssh-ed25519 AAAA admin\n", LINE)
+    text += "ssh-ed25519 BBBB later\n"
+    back, removed = remove_line(text, LINE, False)
+    assert removed and back == "ssh-ed25519 AAAA admin\nssh-ed25519 BBBB later\n"
+
+
+def test_parse_listeners() -> None:
+    ss = (
+        'LISTEN 0 511 127.0.0.1:28789 0.0.0.0:* users:(("openclaw-gatewa",pid=21439,fd=65))\n'
+        "LISTEN 0 511 [::1]:28789 [::]:*\n"
+        "LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\n"
+    )
+    found = parse_ss(ss, 28789)
+    assert [(f.address, f.process, f.pid) for f in found] == [
+        ("127.0.0.1", "openclaw-gatewa", 21439),
+        ("::1", None, None),
+    ]
+    tcp = "  sl  local_address rem_address   st\n   0: 0100007F:70F5 00000000:0000 0A 0\n"
+    assert [f.address for f in parse_proc_net_tcp(tcp, 0x70F5)] == ["127.0.0.1"]
+
+
+def test_config_reading() -> None:
+    cfg = loose_json(
+        '{\n // comment\n "gateway": {"port": 28789, "auth": {"mode": "token", "token": "${TOK}",},},\n}'
+    )
+    assert config_port(cfg) == 28789
+    auth = auth_from_config(cfg, {"TOK": "s3cret"})
+    assert (auth.mode, auth.secret) == ("token", "s3cret")
+    assert auth_from_config({"gateway": {"auth": {"password": "pw"}}}, {}).mode == "password"
