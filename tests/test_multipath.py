@@ -168,3 +168,29 @@ def test_with_every_path_down_clients_are_held_then_served(client_env, sshd, gat
     assert result.get("ok") is True  # held, then carried by the path that came back
     st = wait_state(lambda s: s.active_path == "ssh", "mp", what="ssh active again")
     assert st.held == 0 and relay_port  # the direct path stays down; nothing was refused
+
+
+def test_doctor_names_the_broken_hop_of_each_path_and_pin_steers_new_connections(
+    client_env, sshd, gateway, direct
+):
+    env = client_env
+    add_multipath(env, sshd, gateway, direct, failback=2.0, probe_interval=1.0)
+    sshd.crash()
+    d = clawd(["doctor", "mp", "--json"], env)
+    report = json.loads(d.stdout)
+    assert d.returncode == 1 and report["ok"] is False, d.stdout + d.stderr
+    by_path = {p["path"]: p for p in report["paths"]}
+    assert by_path["ssh"]["firstBroken"] == "tcp" and by_path["direct"]["ok"] is True
+    text = clawd(["doctor", "mp"], env).stdout
+    assert "first broken hop of ssh: tcp" in text and "paths that work: direct" in text
+
+    sshd.start()
+    assert clawd(["up", "mp"], env).returncode == 0
+    wait_state(lambda s: s.active_path == "ssh" and all(p.state == "healthy" for p in s.paths), "mp")
+    r = clawd(["pin", "mp", "direct"], env)
+    assert r.returncode == 0 and "pinned to direct" in r.stdout, r.stdout + r.stderr
+    st = wait_state(lambda s: s.active_path == "direct", "mp", what="pinned to direct")
+    assert st.note == "pinned to direct"
+    assert clawd(["pin", "mp", "--auto"], env).returncode == 0
+    wait_state(lambda s: s.active_path == "ssh", "mp", what="back to ssh, the preferred path")
+    assert clawd(["pin", "nope", "ssh"], env).returncode != 0

@@ -209,45 +209,36 @@ def _health_url_profile(args: argparse.Namespace, profile: Any) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import diagnose
+    import asyncio
+
+    from .doctor import diagnose_paths, exit_code, report_json
 
     profile = _profile(args.name)
     secret, why = _secret_for(profile)
-    import asyncio
-
-    report = asyncio.run(diagnose(profile, secret, why))
+    reports = asyncio.run(diagnose_paths(profile, secret, why))
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "profile": profile.name,
-                    "ok": report.ok,
-                    "firstBroken": report.first_broken.name if report.first_broken else None,
-                    "hops": [h.to_json() for h in report.hops],
-                },
-                indent=2,
-            )
-        )
-    else:
+        print(json.dumps(report_json(profile, reports), indent=2))
+        return exit_code([r for _, r in reports])
+    for name, report in reports:
+        if len(reports) > 1:
+            print(f"== path {name}")
         for hop in report.hops:
             mark = "ok " if hop.ok else "FAIL"
             ms = f" ({hop.ms} ms)" if hop.ms is not None else ""
             print(f"[{mark}] {hop.name:<12} {hop.detail}{ms}")
         broken = report.first_broken
         if broken:
-            print(f"\nfirst broken hop: {broken.name}")
+            print(f"\nfirst broken hop{f' of {name}' if len(reports) > 1 else ''}: {broken.name}")
             if broken.fix:
                 print(f"fix: {broken.fix}")
-        else:
+        elif len(reports) == 1:
             print("\nall hops ok: the gateway is reachable and accepts this profile's secret")
-    if report.ok:
-        return EXIT_OK
-    broken = report.first_broken
-    return (
-        EXIT_NEEDS_USER
-        if broken and broken.name in ("secret", "host-key", "ssh-auth", "gateway-auth", "login")
-        else EXIT_FAIL
-    )
+        if len(reports) > 1:
+            print()
+    if len(reports) > 1:
+        sound = [name for name, r in reports if r.ok]
+        print(f"paths that work: {', '.join(sound) or 'none'}")
+    return exit_code([r for _, r in reports])
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

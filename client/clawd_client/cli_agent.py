@@ -64,6 +64,11 @@ def _details(st: TunnelStatus) -> list[str]:
         out.append(f"  fix: {st.fix}")
     if st.note:
         out.append(f"  note: {st.note}")
+    for way in st.paths:
+        mark = "→" if way.active else " "
+        ms = f" {way.latency_ms} ms" if way.latency_ms is not None else ""
+        why = f" · {way.last_error}" if way.last_error and way.state != "healthy" else ""
+        out.append(f"  {mark} path {way.path:<9} {way.state}{ms} · {way.target}{why}")
     for hop in st.hops:
         mark = "ok " if hop.ok else "FAIL"
         out.append(f"  [{mark}] {hop.hop:<9} {hop.detail}")
@@ -232,6 +237,21 @@ def _watch(client: api.AgentClient, names: tuple[str, ...], as_json: bool) -> in
     return EXIT_DOWN
 
 
+# --- pin -----------------------------------------------------------------------------------------
+
+
+@handled
+def cmd_pin(args: argparse.Namespace) -> int:
+    if (args.path is None) == (not args.auto):
+        raise UserError("name a path (ssh, tailscale, direct) or --auto, not both")
+    with api.AgentClient.connect() as client:  # no agent: "not running", exit 3
+        client.request("pin", profiles=[args.name], path=args.path)
+        st = client.statuses((args.name,))[0]
+    how = f"pinned to {args.path} while it is healthy" if args.path else "automatic again"
+    print(f"{args.name}: {how} · new connections go {st.active_path or 'nowhere yet (held)'}")
+    return EXIT_OK
+
+
 # --- connect: up + watch + down -------------------------------------------------------------------
 
 
@@ -323,6 +343,12 @@ def register(sub: Any) -> None:
     status.add_argument("--json", action="store_true")
     status.add_argument("--watch", action="store_true", help="keep printing every state change")
     status.set_defaults(func=cmd_status)
+
+    pin = sub.add_parser("pin", help="multi-path profile: send new connections one way while it is healthy")
+    pin.add_argument("name", metavar="NAME")
+    pin.add_argument("path", nargs="?", choices=("ssh", "tailscale", "direct"))
+    pin.add_argument("--auto", action="store_true", help="back to the profile's own preference")
+    pin.set_defaults(func=cmd_pin)
 
     connect = sub.add_parser("connect", help="up + one line per state change; Ctrl-C brings it down")
     connect.add_argument("name", nargs="?", help="profile (default: the only one)")

@@ -64,6 +64,49 @@ def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000, 1)
 
 
+NEEDS_USER_HOPS = ("secret", "host-key", "ssh-auth", "gateway-auth", "login")
+
+
+def exit_code(reports: list[Report]) -> int:
+    """0 when every path is sound; 4 when a broken hop needs the user (a key, a secret, a login);
+    1 otherwise (something to wait for or to start)."""
+    broken = [r.first_broken for r in reports if not r.ok]
+    if not broken:
+        return 0
+    return 4 if any(b is not None and b.name in NEEDS_USER_HOPS for b in broken) else 1
+
+
+async def diagnose_paths(
+    profile: Profile, secret: Secret | None, secret_error: str | None = None
+) -> list[tuple[str, Report]]:
+    """Every way in of the profile, each walked hop by hop (one for a single-path profile)."""
+    reports = await asyncio.gather(*(diagnose(w, secret, secret_error) for w in profile.ways()))
+    return [(w.method, r) for w, r in zip(profile.ways(), reports, strict=True)]
+
+
+def report_json(profile: Profile, reports: list[tuple[str, Report]]) -> dict[str, object]:
+    """`clawd doctor --json` (and the agent's `diagnose`): the first path's hops at the top, as
+    always; multi-path profiles add every path under `paths`."""
+    first = reports[0][1]
+    data: dict[str, object] = {
+        "profile": profile.name,
+        "ok": all(r.ok for _, r in reports),
+        "firstBroken": first.first_broken.name if first.first_broken else None,
+        "hops": [h.to_json() for h in first.hops],
+    }
+    if len(reports) > 1:
+        data["paths"] = [
+            {
+                "path": name,
+                "ok": r.ok,
+                "firstBroken": r.first_broken.name if r.first_broken else None,
+                "hops": [h.to_json() for h in r.hops],
+            }
+            for name, r in reports
+        ]
+    return data
+
+
 async def diagnose(profile: Profile, secret: Secret | None, secret_error: str | None = None) -> Report:
     if profile.method in ("tailscale", "direct"):
         return await diagnose_url(profile, secret, secret_error)

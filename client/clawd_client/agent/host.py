@@ -291,7 +291,7 @@ class AgentHost:
         return path
 
     async def diagnose(self, name: str | None) -> dict[str, Any]:
-        from ..doctor import diagnose
+        from ..doctor import diagnose_paths, report_json
         from ..secrets import get_secret
 
         profile = self._hosted(name).profile if name is None else self._store().get(name)
@@ -300,13 +300,7 @@ class AgentHost:
             secret = await asyncio.to_thread(get_secret, profile)
         except UserError as exc:
             why = str(exc)
-        report = await diagnose(profile, secret, why)
-        return {
-            "profile": profile.name,
-            "ok": report.ok,
-            "firstBroken": report.first_broken.name if report.first_broken else None,
-            "hops": [h.to_json() for h in report.hops],
-        }
+        return report_json(profile, await diagnose_paths(profile, secret, why))
 
     async def restore(self) -> list[str]:
         """Bring back what was up before the agent last stopped (profiles with autoconnect)."""
