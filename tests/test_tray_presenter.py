@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from clawd_client.engine import UP_STATES, Hop, State, TunnelStatus
+from clawd_client.engine import UP_STATES, Hop, PathState, State, TunnelStatus
 from clawd_client.tray.icons import DOT, ICON_SIZE, IconKind, contact_sheet, render, render_master
 from clawd_client.tray.notify import NotifyPolicy, NotifyState, notify_step
 from clawd_client.tray.presenter import (
@@ -24,6 +24,7 @@ from clawd_client.tray.presenter import (
     AgentConn,
     Caps,
     TrayInput,
+    agent_request,
     focus,
     item_id,
     parse_item_id,
@@ -270,6 +271,173 @@ def test_many_profiles_each_with_its_state_and_its_own_commands():
     assert v.default_action == "reconnect:home"  # a plain click acts on the profile the icon shows
 
 
+# --- multi-path profiles --------------------------------------------------------------------------
+
+SSH = PathState("ssh", "healthy", "me@203.0.113.7", latency_ms=12.0, active=True)
+TAILNET = PathState("tailscale", "backoff", "gw.tail1234.ts.net", last_error="tailscale daemon not running")
+DIRECT = PathState("direct", "healthy", "ws://203.0.113.7:18789", latency_ms=30.5)
+
+
+def multi(state: str = "healthy", active: str | None = "ssh", **kw: Any) -> TunnelStatus:
+    """A multi-path profile as the agent publishes it: every way in under `paths`."""
+    paths = tuple(
+        PathState(p.path, p.state, p.target, p.latency_ms, p.last_error, active=p.path == active)
+        for p in kw.pop("paths", (SSH, TAILNET, DIRECT))
+    )
+    lat = next((p.latency_ms for p in paths if p.active), None)
+    return tunnel(state, active_path=active, paths=paths, latency_ms=lat, method="ssh", **kw)
+
+
+def path_section(v: Any, name: str = "vps") -> list[tuple[str, str, bool | None, bool, bool]]:
+    """The Paths section of a profile's rows: (id, text, checked, radio, enabled) per row."""
+    rows = list(v.find(f"profile:{name}").submenu) if v.find(f"profile:{name}") else list(v.menu)
+    start = next(i for i, r in enumerate(rows) if r.text.startswith("Paths"))
+    end = next(i for i, r in enumerate(rows) if r.id == f"connect:{name}")
+    return [(r.id, r.text, r.checked, r.radio, r.enabled) for r in rows[start:end] if not r.separator]
+
+
+def test_a_multi_path_profile_shows_its_active_path_and_the_standbys():
+    """Tooltip: the active path with its latency, then the standbys with their states. Menu:
+    every path (the active one checked), then Automatic (checked while nothing is pinned) and one
+    pin item per path, all radio items of the profile's own."""
+    v = view(multi(), prefer={"vps": "order"})
+    assert v.icon is IconKind.HEALTHY and v.headline == "vps: connected"
+    assert v.tooltip == "clawd · vps: connected via ssh (12 ms) · standby: tailscale backoff, direct healthy"
+    assert path_section(v) == [
+        ("", "Paths: automatic (prefer order)", None, False, False),
+        ("", "ssh: healthy · 12 ms", True, True, False),
+        ("", "tailscale: backoff — tailscale daemon not running", False, True, False),
+        ("", "direct: healthy · 30.5 ms", False, True, False),
+        ("unpin:vps", "Automatic (prefer order)", True, True, True),
+        ("pin-ssh:vps", "Use ssh while healthy", False, True, True),
+        ("pin-tailscale:vps", "Use tailscale while healthy", False, True, True),
+        ("pin-direct:vps", "Use direct while healthy", False, True, True),
+    ]
+    assert v.find("pin-direct:vps").arg == "direct"
+    assert ids("unpin", "pin-ssh", "pin-tailscale", "pin-direct") <= enabled(v)
+    # fastest, failed over to direct: the tooltip and the checked path follow the agent
+    v = view(multi(active="direct"), prefer={"vps": "fastest"})
+    assert (
+        v.tooltip == "clawd · vps: connected via direct (30.5 ms) · standby: ssh healthy, tailscale backoff"
+    )
+    rows = path_section(v)
+    assert rows[0][1] == "Paths: automatic (prefer fastest)"
+    assert [r[1].split(":")[0] for r in rows if r[2]] == ["direct", "Automatic (prefer fastest)"]
+    # without a radio-capable backend the same items are plain check items
+    plain = view(multi(), caps=Caps("win32", has_radio=False))
+    assert not any(r[3] for r in path_section(plain)) and plain.find("unpin:vps").text == "Automatic"
+
+
+def test_a_pinned_path_is_checked_and_said_once():
+    """The agent's note "pinned to X" checks X's pin item (not Automatic) and titles the section;
+    the note is not repeated as a detail line."""
+    v = view(multi(active="direct", note="pinned to direct"), prefer={"vps": "order"})
+    rows = path_section(v)
+    assert rows[0][1] == "Paths: pinned to direct"
+    assert [r[0] for r in rows if r[2]] == ["", "pin-direct:vps"]  # the direct path row, its pin
+    assert v.find("unpin:vps").checked is False and v.find("pin-ssh:vps").checked is False
+    assert [r.text for r in v.menu].count("pinned to direct") == 0
+    assert "via direct (pinned, 30.5 ms)" in v.tooltip
+    # pinned to a path that is down: the agent uses another meanwhile; the pin stays checked
+    v = view(multi(active="ssh", note="pinned to tailscale"))
+    assert v.find("pin-tailscale:vps").checked and "via ssh (12 ms)" in v.tooltip
+    # another note (a port moved) is still shown, and means nothing is pinned
+    v = view(multi(note="port 18789 was taken: listening on 18790"))
+    assert v.menu[1].text.startswith("port 18789") and v.find("unpin:vps").checked
+
+
+def test_while_no_path_is_healthy_connections_are_held():
+    down = (
+        PathState("ssh", "backoff", last_error="Connection refused"),
+        PathState("direct", "connecting"),
+    )
+    v = view(multi("backoff", active=None, paths=down, attempts=1, held=2))
+    assert v.tooltip == "clawd · vps: no path healthy, 2 connections held · ssh backoff, direct connecting"
+    rows = path_section(v)
+    assert rows[0][1] == "Paths: none healthy, new connections are held"
+    assert not any(r[2] for r in rows[1:3])  # no path is active
+    assert rows[1][1] == "ssh: backoff — Connection refused" and rows[2][1] == "direct: connecting"
+    assert [r[0] for r in rows[3:]] == ["unpin:vps", "pin-ssh:vps", "pin-direct:vps"]  # its own paths only
+    quiet = view(multi("connecting", active=None, paths=down))
+    assert "no path healthy, connections held" in quiet.tooltip
+
+
+def test_multi_path_in_a_submenu_and_single_path_profiles_show_none_of_it():
+    v = view(multi(), tunnel("healthy", "home", latency_ms=8.0), profiles=("home", "vps", "work"))
+    assert v.tooltip.splitlines() == [
+        "clawd · 2 tunnels up",
+        "home: connected via ssh · 8 ms",
+        "vps: connected via ssh (12 ms) · standby: tailscale backoff, direct healthy",
+    ]
+    assert path_section(v)[1][1] == "ssh: healthy · 12 ms"
+    assert v.find("pin-ssh:vps") is not None
+    for name in ("home", "work"):  # single-path up, and not up at all
+        sub = v.find(f"profile:{name}").submenu
+        assert not any(r.text.startswith("Paths") or r.radio for r in sub)
+        assert v.find(f"pin-ssh:{name}") is None and v.find(f"unpin:{name}") is None
+    one = tunnel("healthy", paths=(SSH,))  # one path listed: nothing to choose
+    assert view(one).find("unpin:vps") is None
+
+
+@pytest.mark.parametrize(
+    ("item", "arg", "expected"),
+    [
+        ("connect:vps", None, ("up", {"profiles": ["vps"], "wait": False})),
+        ("disconnect:vps", None, ("down", {"profiles": ["vps"]})),
+        ("reconnect:vps", None, ("reconnect", {"profiles": ["vps"]})),
+        ("trust-host-key:vps", FP, ("trust", {"profiles": ["vps"], "fingerprint": FP})),
+        ("trust-host-key:vps", None, None),
+        ("pin-ssh:vps", "ssh", ("pin", {"profiles": ["vps"], "path": "ssh"})),
+        ("pin-tailscale:vps", "tailscale", ("pin", {"profiles": ["vps"], "path": "tailscale"})),
+        ("pin-direct:vps", None, ("pin", {"profiles": ["vps"], "path": "direct"})),
+        ("unpin:vps", None, ("pin", {"profiles": ["vps"], "path": None})),
+        ("open-ui:vps", "http://127.0.0.1:1/", None),
+        ("diagnose:vps", None, None),
+        ("quit", None, None),
+    ],
+)
+def test_each_click_sends_the_agent_op_it_means(item, arg, expected):
+    """What a click asks of the agent (the adapter sends exactly this through the agent link)."""
+    action, name = parse_item_id(item)
+    assert agent_request(action, name, arg) == expected
+
+
+def test_every_pin_item_of_the_menu_sends_pin_with_its_own_path():
+    from clawd_client.agent.protocol import encode_request, parse_request
+
+    v = view(multi(), prefer={"vps": "order"})
+    sent = []
+    for path in ("ssh", "tailscale", "direct", None):
+        entry = v.find(f"pin-{path}:vps" if path else "unpin:vps")
+        assert entry is not None and entry.enabled
+        op, params = agent_request(*parse_item_id(entry.id), entry.arg)
+        req = parse_request(encode_request(op, 1, **params))  # the agent takes it as sent
+        sent.append((req.op, req.profiles, req.path))
+    assert sent == [("pin", ("vps",), p) for p in ("ssh", "tailscale", "direct", None)]
+
+
+def test_radio_items_reach_pystray_as_radio_items():
+    from clawd_client.tray.widgets import build_menu
+
+    made: list[dict[str, Any]] = []
+
+    class FakeItem:
+        def __init__(self, text: str, action: Any, **kw: Any) -> None:
+            made.append({"text": text, "action": action, **kw})
+
+    fake = types.SimpleNamespace(MenuItem=FakeItem, Menu=lambda *items: list(items))
+    fake.Menu.SEPARATOR = object()  # type: ignore[attr-defined]
+    v = view(multi(note="pinned to ssh"))
+    build_menu(fake, v.menu, v.default_action, lambda i, a: lambda icon, item: None)
+    by_text = {m["text"]: m for m in made}
+    pin = by_text["Use ssh while healthy"]
+    assert pin["radio"] is True and pin["checked"](None) is True and pin["action"] is not None
+    assert by_text["Automatic"]["checked"](None) is False
+    row = by_text["ssh: healthy · 12 ms"]
+    assert row["radio"] is True and row["checked"](None) is True and row["action"] is None
+    assert by_text["Connect"]["radio"] is False
+
+
 @pytest.mark.parametrize(
     ("states", "icon", "shown"),
     [
@@ -403,7 +571,12 @@ def test_item_ids_are_stable_and_round_trip():
         "autostart",
         "quit",
         "disconnect-all-quit",
+        "pin-ssh",
+        "pin-tailscale",
+        "pin-direct",
+        "unpin",
     }
+    assert parse_item_id(item_id(Action.PIN_DIRECT, "a:b")) == (Action.PIN_DIRECT, "a:b")
     assert parse_item_id(item_id(Action.CONNECT, "a:b")) == (Action.CONNECT, "a:b")
     assert parse_item_id("quit") == (Action.QUIT, None)
     with pytest.raises(ValueError):

@@ -3,7 +3,7 @@
 Why a link and not an engine: the agent owns every tunnel, so quitting or crashing the tray
 drops nothing, and a restarted tray simply shows what is up. All the tray needs is the latest
 `TunnelStatus` of every profile that is up, a way to send `up`/`down`/`reconnect`/`trust`/
-`diagnose`, and to notice when the agent goes away and come back to it.
+`pin`/`diagnose`, and to notice when the agent goes away and come back to it.
 
 Threads (none of them the UI thread, which must never block on a socket):
 - `clawd-agent-link` attaches (`api.ensure_agent()`: the agent is started when none runs),
@@ -53,6 +53,7 @@ class LinkView:
     tunnels: Mapping[str, TunnelStatus] = field(default_factory=dict)
     profiles: tuple[str, ...] = ()
     problem: str | None = None
+    prefer: Mapping[str, str] = field(default_factory=dict)  # multi-path profiles: order | fastest
 
 
 ErrorSink = Callable[[str, str], None]
@@ -115,6 +116,8 @@ class AgentLink:
 
     def _request(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
         what = " ".join([op, *params.get("profiles", [])])
+        if op == "pin":
+            what += f" {params.get('path') or 'automatic'}"
         log.info("agent request: %s", what)
         timeout = DIAGNOSE_TIMEOUT_S if op == "diagnose" else COMMAND_TIMEOUT_S
         try:
@@ -143,6 +146,7 @@ class AgentLink:
                 tunnels=changes.get("tunnels", view.tunnels),
                 profiles=changes.get("profiles", view.profiles),
                 problem=changes.get("problem", view.problem),
+                prefer=changes.get("prefer", view.prefer),
             )
         try:
             self._on_change()
@@ -150,7 +154,8 @@ class AgentLink:
             log.exception("tray update failed")
 
     def _load_profiles(self) -> dict[str, Any]:
-        """The store's profile names, reread only when the file changed (it is stat'ed each idle_s)."""
+        """The store's profile names (and the preference of each multi-path one), reread only when
+        the file changed (it is stat'ed each idle_s)."""
         try:
             st = self._store.path.stat()
             key: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
@@ -160,9 +165,11 @@ class AgentLink:
             return {}
         self._profiles_key = key
         try:
-            return {"profiles": tuple(sorted(self._store.load())), "problem": None}
+            profiles = self._store.load()
         except UserError as exc:
-            return {"profiles": (), "problem": f"cannot read profiles: {exc}"}
+            return {"profiles": (), "problem": f"cannot read profiles: {exc}", "prefer": {}}
+        prefer = {name: p.prefer for name, p in profiles.items() if p.alternates}
+        return {"profiles": tuple(sorted(profiles)), "problem": None, "prefer": prefer}
 
     def _main(self) -> None:
         failures = 0

@@ -43,6 +43,7 @@ from .presenter import (
     Caps,
     Presentation,
     TrayInput,
+    agent_request,
     parse_item_id,
     present,
 )
@@ -219,6 +220,7 @@ class TrayApp:
             busy=busy,
             preferred=self._preferred,
             problem=view.problem,
+            prefer=view.prefer,
         )
 
     def _present_loop(self) -> None:
@@ -320,14 +322,10 @@ class TrayApp:
         log.info("menu: %s", item_id)
         action, name = parse_item_id(item_id)
         st = self._status_of(name)
-        if action is Action.CONNECT:
-            self.link.send("up", profiles=[name], wait=False)
-        elif action is Action.DISCONNECT:
-            self.link.send("down", profiles=[name])
-        elif action is Action.RECONNECT:
-            self.link.send("reconnect", profiles=[name])
-        elif action is Action.TRUST_HOST_KEY and arg:
-            self.link.send("trust", profiles=[name], fingerprint=arg)
+        request = agent_request(action, name, arg)  # up, down, reconnect, trust, pin
+        if request is not None:
+            op, params = request
+            self.link.send(op, **params)
         elif action is Action.OPEN_UI:
             page = arg or control_ui_url(st.local_url if st else None)
             if page:

@@ -11,6 +11,11 @@ Layout: with one profile the menu is flat (its state, its actions, then the app'
 several, each profile is a submenu titled with its state, so the top level reads as the list of
 tunnels. The icon shows the worst state among the profiles that are up: a profile the user never
 brought up does not turn the icon grey while another one is healthy.
+
+A multi-path profile (several ways in behind one local URL, engine/multipath.py) adds a "Paths"
+section to its rows: every path with its state and latency (the one carrying new connections
+checked), then "Automatic (prefer …)" and one "Use PATH while healthy" per path, a radio group
+whose clicks send the agent's `pin`. What each click asks of the agent is `agent_request()`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..engine import TunnelStatus, worst
 from .icons import IconKind
@@ -30,6 +36,11 @@ from .tunnel import (
     hop_lines,
     icon_kind,
     is_up,
+    latency,
+    multipath,
+    path_line,
+    path_summary,
+    pinned_path,
     short,
     usable,
 )
@@ -41,6 +52,7 @@ __all__ = [
     "MenuItem",
     "Presentation",
     "TrayInput",
+    "agent_request",
     "focus",
     "item_id",
     "parse_item_id",
@@ -68,6 +80,15 @@ class Action(str, enum.Enum):
     AUTOSTART = "autostart"
     QUIT = "quit"  # the tray exits; every tunnel stays up in the agent
     DISCONNECT_ALL_QUIT = "disconnect-all-quit"  # `down` with all=true, then quit
+    # Multi-path profiles: `pin` new connections to one way in while it is healthy, or unpin.
+    PIN_SSH = "pin-ssh"
+    PIN_TAILSCALE = "pin-tailscale"
+    PIN_DIRECT = "pin-direct"
+    UNPIN = "unpin"  # "Automatic": back to the profile's own preference (`pin` with path null)
+
+
+PIN_ACTIONS = {"ssh": Action.PIN_SSH, "tailscale": Action.PIN_TAILSCALE, "direct": Action.PIN_DIRECT}
+_PIN_PATH = {action: path for path, action in PIN_ACTIONS.items()}
 
 
 def item_id(action: Action, profile: str | None = None) -> str:
@@ -78,6 +99,28 @@ def parse_item_id(value: str) -> tuple[Action, str | None]:
     """Split an item id: "connect:vps" -> (CONNECT, "vps"), "quit" -> (QUIT, None); ValueError if unknown."""
     action, sep, profile = value.partition(":")
     return Action(action), (profile if sep else None)
+
+
+def agent_request(
+    action: Action, profile: str | None, arg: str | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """The agent op (and its params) a click on this item sends; None for desktop and app items."""
+    if profile is None:
+        return None
+    target: dict[str, Any] = {"profiles": [profile]}
+    if action is Action.CONNECT:
+        return "up", {**target, "wait": False}
+    if action is Action.DISCONNECT:
+        return "down", target
+    if action is Action.RECONNECT:
+        return "reconnect", target
+    if action is Action.TRUST_HOST_KEY:
+        return ("trust", {**target, "fingerprint": arg}) if arg else None
+    if action in _PIN_PATH:
+        return "pin", {**target, "path": _PIN_PATH[action]}
+    if action is Action.UNPIN:
+        return "pin", {**target, "path": None}
+    return None
 
 
 @dataclass(frozen=True)
@@ -114,6 +157,7 @@ class TrayInput:
     busy: frozenset[str] = frozenset()  # in flight: "autostart", "diagnose:NAME", "quit"
     preferred: str | None = None  # named on the command line: a click's target while nothing is up
     problem: str | None = None  # the profiles cannot be read
+    prefer: Mapping[str, str] = field(default_factory=dict)  # multi-path profiles: order | fastest
 
     def up(self) -> dict[str, TunnelStatus]:
         """The profiles that are up in the agent (a "stopped" one is on its way out)."""
@@ -134,6 +178,7 @@ class MenuItem:
     text: str
     enabled: bool = True
     checked: bool | None = None  # None: not a check item
+    radio: bool = False  # a check item drawn as one of a group (the paths, the pin choice)
     default: bool = False
     submenu: tuple[MenuItem, ...] = ()
     separator: bool = False
@@ -251,11 +296,14 @@ def _tooltip(inp: TrayInput, headline: str) -> str:
     else:
         lines = []
         for name, st in up.items():
+            if multipath(st):
+                lines.append(f"{name}: {path_summary(st)}")
+                continue
             line = f"{name}: {describe(st)}"
             if st.active_path:
                 line += f" via {st.active_path}"
             if st.state == "healthy" and st.latency_ms is not None:
-                line += f" · {st.latency_ms:g} ms"
+                line += f" · {latency(st.latency_ms)}"
             lines.append(line)
         text = (
             f"clawd · {lines[0]}"
@@ -280,6 +328,8 @@ def _profile_rows(inp: TrayInput, name: str, default: str | None) -> list[MenuIt
     if why:
         rows.append(_label(why))
     rows.extend(_label(line) for line in hop_lines(st))
+    if st is not None and multipath(st):
+        rows.extend(_path_rows(inp, name, st))
     rows.append(SEPARATOR)
     rows.append(item(Action.CONNECT, "Connect", not up))
     rows.append(item(Action.DISCONNECT, "Disconnect", up))
@@ -302,6 +352,34 @@ def _profile_rows(inp: TrayInput, name: str, default: str | None) -> list[MenuIt
     rows.append(
         item(Action.DIAGNOSE, "Running diagnosis…" if diagnosing else "Run diagnosis", not diagnosing)
     )
+    return rows
+
+
+def _path_rows(inp: TrayInput, name: str, st: TunnelStatus) -> list[MenuItem]:
+    """A multi-path profile's ways in (the active one checked) and the choice of which to use:
+    automatic (the profile's preference), or one path pinned while it is healthy."""
+    radio = inp.caps.has_radio
+    pinned = pinned_path(st)
+    prefer = inp.prefer.get(name)
+    automatic = f"Automatic (prefer {prefer})" if prefer else "Automatic"
+    if st.active_path is None:
+        title = "Paths: none healthy, new connections are held"
+    elif pinned is not None:
+        title = f"Paths: pinned to {pinned}"
+    else:
+        title = f"Paths: {automatic.lower()}"
+    rows = [SEPARATOR, _label(title)]
+    for p in st.paths:
+        rows.append(MenuItem("", path_line(p), enabled=False, checked=p.active, radio=radio))
+    rows.append(SEPARATOR)
+    rows.append(MenuItem(item_id(Action.UNPIN, name), automatic, checked=pinned is None, radio=radio))
+    for p in st.paths:
+        action = PIN_ACTIONS.get(p.path)
+        if action is not None:
+            text = f"Use {p.path} while healthy"
+            rows.append(
+                MenuItem(item_id(action, name), text, checked=pinned == p.path, radio=radio, arg=p.path)
+            )
     return rows
 
 

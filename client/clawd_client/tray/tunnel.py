@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine import TunnelStatus
+from ..engine import PathState, TunnelStatus
 from .icons import IconKind
 
 __all__ = [
@@ -23,6 +23,11 @@ __all__ = [
     "hop_lines",
     "icon_kind",
     "is_up",
+    "latency",
+    "multipath",
+    "path_line",
+    "path_summary",
+    "pinned_path",
     "short",
     "usable",
 ]
@@ -184,7 +189,7 @@ def detail(st: TunnelStatus | None) -> str | None:
         return short(f"server key {st.fingerprint}", DETAIL_MAX)
     if st.state in ("backoff", "degraded", "fatal", "connecting") and st.last_error:
         return short(st.last_error, DETAIL_MAX)
-    if st.note:
+    if st.note and pinned_path(st) is None:  # a pin is shown in the Paths section instead
         return short(st.note, DETAIL_MAX)
     return None
 
@@ -207,3 +212,56 @@ def usable(st: TunnelStatus | None) -> bool:
     if st is None:
         return False
     return st.state == "healthy" or (st.state == "degraded" and st.degraded != "gateway-unreachable")
+
+
+# --- multi-path profiles -------------------------------------------------------------------------
+
+PINNED = "pinned to "  # the agent's note while the user pinned a path (engine/multipath.py)
+
+
+def multipath(st: TunnelStatus | None) -> bool:
+    """The profile has several ways in (SSH, Tailscale, a direct URL) and is up in the agent."""
+    return is_up(st) and st is not None and len(st.paths) > 1
+
+
+def pinned_path(st: TunnelStatus | None) -> str | None:
+    """The path the user pinned (the agent's note says "pinned to X"); None: automatic."""
+    if not multipath(st):
+        return None
+    assert st is not None
+    note = st.note or ""
+    if not note.startswith(PINNED):
+        return None
+    path = note[len(PINNED) :].strip()
+    return path if any(p.path == path for p in st.paths) else None
+
+
+def latency(ms: float | None) -> str:
+    """A latency for display: "12 ms", or "" without a measurement."""
+    return "" if ms is None else f"{ms:g} ms"
+
+
+def path_line(p: PathState) -> str:
+    """One way in, as a menu row: its name, state, latency while up, the error while not."""
+    text = f"{p.path}: {p.state}"
+    if p.state in ("healthy", "degraded") and p.latency_ms is not None:
+        text += f" · {latency(p.latency_ms)}"
+    elif p.state not in ("healthy", "forwarding") and p.last_error:
+        text += f" — {p.last_error}"
+    return short(text, DETAIL_MAX)
+
+
+def path_summary(st: TunnelStatus) -> str:
+    """A multi-path profile in one tooltip line (without the profile name): the active path and
+    its latency, then the standbys; or, while no path carries connections, that they are held."""
+    pinned = pinned_path(st)
+    if st.active_path is None:
+        held = f"{st.held} connection{'s' if st.held != 1 else ''} held" if st.held else "connections held"
+        others = ", ".join(f"{p.path} {p.state}" for p in st.paths)
+        return f"no path healthy, {held} · {others}"
+    active = next((p for p in st.paths if p.path == st.active_path), None)
+    ms = latency(active.latency_ms if active is not None else st.latency_ms)
+    extra = ", ".join(x for x in ("pinned" if pinned == st.active_path else "", ms) if x)
+    text = f"{describe(st)} via {st.active_path}" + (f" ({extra})" if extra else "")
+    standby = ", ".join(f"{p.path} {p.state}" for p in st.paths if p.path != st.active_path)
+    return f"{text} · standby: {standby}" if standby else text

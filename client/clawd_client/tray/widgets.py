@@ -55,7 +55,12 @@ def build_menu(pystray: Any, model: tuple[MenuItem, ...], default: str | None, h
         action = handler(item.id, item.arg) if item.id and item.enabled else None
         checked = None if item.checked is None else (lambda _i, value=item.checked: value)
         return pystray.MenuItem(
-            item.text, action, checked=checked, default=item.default, enabled=item.enabled
+            item.text,
+            action,
+            checked=checked,
+            radio=item.radio,
+            default=item.default,
+            enabled=item.enabled,
         )
 
     if not model:
