@@ -344,6 +344,29 @@ def test_install_from_the_checkout_builds_the_wheelhouse_here():
         asyncio.run(main(v))
 
 
+def test_gateway_port_held_by_another_process_fails_with_the_log(wheelhouse: Path):
+    import socket
+
+    async def main(v: Vps, port: int) -> None:
+        remote = await v.remote()
+        try:
+            with pytest.raises(UserError) as caught:
+                await install_gateway(
+                    remote, port=port, source=str(wheelhouse), system=False, yes=True, progress=lambda s: None
+                )
+        finally:
+            await remote.close()
+        text = caught.value.render()
+        print(f"\n{text}")
+        assert "exited" in text and str(port) in text
+        assert "in use" in text.lower() or "address" in text.lower()
+
+    with socket.socket() as holder, vps() as v:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        asyncio.run(main(v, holder.getsockname()[1]))
+
+
 def test_dry_run_changes_nothing(wheelhouse: Path):
     async def main(v: Vps) -> None:
         remote = await v.remote()

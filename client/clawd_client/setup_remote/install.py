@@ -409,17 +409,25 @@ async def _ready(remote: Remote, lay: Layout, port: int) -> bool:
 
 
 async def _wait_ready(
-    remote: Remote, lay: Layout, port: int, why_not: Callable[[], Awaitable[str]]
+    remote: Remote,
+    lay: Layout,
+    port: int,
+    why_not: Callable[[], Awaitable[str]],
+    alive: Callable[[], Awaitable[bool]] | None = None,
 ) -> None:
     deadline = time.monotonic() + HEALTH_TIMEOUT
+    exited = False
     while time.monotonic() < deadline:
         if await _ready(remote, lay, port):
             return
+        if alive is not None and not await alive():
+            exited = True
+            break
         await asyncio.sleep(0.5)
     detail = await why_not()
+    what = "exited" if exited else f"did not become ready within {HEALTH_TIMEOUT:g}s"
     raise RemoteError(
-        f"{remote.target}: clawd-gateway did not become ready on 127.0.0.1:{port} within "
-        f"{HEALTH_TIMEOUT:g}s" + (f":\n{detail}" if detail else ""),
+        f"{remote.target}: clawd-gateway (127.0.0.1:{port}) {what}" + (f":\n{detail}" if detail else ""),
         fix="read the log shown above; `--install` again after fixing it",
     )
 
@@ -665,6 +673,13 @@ async def _detached(
     if pid is not None:
         progress(f"stopping the detached gateway (pid {pid}) to restart it")
         await _stop_pid(remote, pid)
+    elif not remote.dry_run and await _ready(remote, lay, port):
+        # Something that is not our gateway answers there: starting ours would fail to bind, and
+        # the readiness check would be fooled by the other one.
+        raise RemoteError(
+            f"{remote.target}: port {port} on the VPS is already held by another process",
+            fix="stop it, or choose another port with --remote-port",
+        )
     argv = [
         lay.python,
         "-m",
@@ -694,7 +709,10 @@ async def _detached(
             res = await remote.run(f"tail -n 15 {_q(lay.log)}")
             return res.stdout.strip()
 
-        await _wait_ready(remote, lay, port, log_tail)
+        async def alive() -> bool:
+            return await _gateway_pid(remote, lay) is not None
+
+        await _wait_ready(remote, lay, port, log_tail, alive)
     return InstallResult(lay.venv, lay.user_env_file, "detached", note)
 
 
