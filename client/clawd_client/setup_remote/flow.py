@@ -194,7 +194,13 @@ class Run:
         self.progress.done("install", f"clawd-gateway in {result.venv}, run by {result.service}")
         if self.opts.dry_run:
             return GatewayAuth("token", "dry-run", result.token_file)
-        text = await remote.read_file(result.token_file) or ""
+        if self.opts.system:  # /etc/clawd-gateway/env is root's: read it the way it was written
+            import shlex
+
+            res = await remote.run(f"sudo -n cat {shlex.quote(result.token_file)}")
+            text = res.stdout if res.exit_status == 0 else ""
+        else:
+            text = await remote.read_file(result.token_file) or ""
         env = dict(
             line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
         )
