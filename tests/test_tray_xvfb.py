@@ -251,14 +251,18 @@ class TrayDriver:
             self.wait_menu_closed(parent)
 
 
-def _present(env: dict[str, str], backend: str, profiles: tuple[str, ...]) -> Any:
+def _present(
+    env: dict[str, str], backend: str, profiles: tuple[str, ...], prefer: dict[str, str] | None = None
+) -> Any:
     """What the presenter shows for the state the agent reports now (the tray must show the same)."""
     from clawd_client.engine import TunnelStatus
     from clawd_client.tray.presenter import Caps, TrayInput, present
 
     caps = Caps(backend, has_default_action=backend != "appindicator", has_notification=False)
     tunnels = {t["profile"]: TunnelStatus.from_json(t) for t in _status(env)["tunnels"]}
-    return present(TrayInput(profiles=profiles, tunnels=tunnels, autostart=False, caps=caps))
+    return present(
+        TrayInput(profiles=profiles, tunnels=tunnels, autostart=False, caps=caps, prefer=prefer or {})
+    )
 
 
 def _rows(items: Any) -> list[str]:
@@ -566,3 +570,55 @@ def test_tray_on_the_menuless_xorg_backend_connects_on_a_click_and_comes_back_to
         assert still is not None and still["state"] == "healthy" and _port_open(local_port)
     finally:
         tray.close()
+
+
+def test_tray_pins_a_path_of_a_multi_path_profile_from_the_menu(
+    desktop, sshd, gateway, tmp_path, artifacts, agent_stopper
+):
+    """A profile with two ways into the same real gateway: SSH through the real sshd, and a direct
+    ws:// URL. The menu lists both paths (SSH active); "Use direct while healthy" sends `pin`, and
+    the agent's own status then says "pinned to direct" with direct carrying new connections;
+    "Automatic" unpins, and SSH takes them back."""
+    from clawd_client.profiles import Profile, ProfileStore, replace
+
+    local_port = free_port()
+    direct = Profile(name=PROFILE, method="direct", url=f"ws://127.0.0.1:{gateway.port}")
+    profile = replace(
+        ssh_profile(sshd, gateway.port, local_port, name=PROFILE),
+        alternates=(direct,),
+        failback=1.0,
+        probe_interval=1.0,
+    )
+    ProfileStore(tmp_path / "cfg" / "profiles.json").add(profile)
+    env = _tray_env(desktop, tmp_path, "appindicator")
+    agent_stopper(env)
+    prefer = {PROFILE: "order"}
+
+    def both_healthy(active: str, note: str | None) -> Any:
+        def check() -> Any:
+            t = _tunnel(env)
+            if t is None or t["active_path"] != active or t["note"] != note:
+                return None
+            return t if [p["state"] for p in t["paths"]] == ["healthy", "healthy"] else None
+
+        return wait_for(check, 40, f"both paths healthy, {active} active, note {note!r}", interval=0.2)
+
+    tray = TrayDriver(desktop, env, artifacts, "appindicator", PROFILE)
+    try:
+        up = both_healthy("ssh", None)
+        assert [p["path"] for p in up["paths"]] == ["ssh", "direct"] and up["paths"][0]["active"]
+        view = _present(env, "appindicator", (PROFILE,), prefer)
+        assert view.find(f"unpin:{PROFILE}").checked and not view.find(f"pin-direct:{PROFILE}").checked
+        tray.click_item(tray.open_menu(), _rows(view.menu), f"pin-direct:{PROFILE}", "menu-paths")
+        pinned = both_healthy("direct", "pinned to direct")
+        assert pinned["paths"][1]["active"] and pinned["local_url"] == f"ws://127.0.0.1:{local_port}"
+        assert _port_open(local_port)
+
+        view = _present(env, "appindicator", (PROFILE,), prefer)
+        assert view.find(f"pin-direct:{PROFILE}").checked and not view.find(f"unpin:{PROFILE}").checked
+        tray.click_item(tray.open_menu(), _rows(view.menu), f"unpin:{PROFILE}", "menu-paths-pinned")
+        both_healthy("ssh", None)  # automatic again: the preferred path, healthy for > failback
+    finally:
+        tray.close()
+    log = _tray_log(env)
+    assert f"agent request: pin {PROFILE} direct" in log and f"agent request: pin {PROFILE} automatic" in log
