@@ -333,11 +333,15 @@ class MultiSupervisor:
         name = self.active or self._most_advanced()
         base = self._last.get(name) or self.paths[name].status()
         state = "stopped" if stopped else ("fatal" if self._fatal else base.state)
+        public = f"ws://127.0.0.1:{self.local_port}"
+        private = self.paths[name].profile.local_url  # ws://127.0.0.1:0: the path's probe-only port
+        hops = tuple(replace(h, detail=h.detail.replace(private, public)) for h in base.hops)
         return replace(
             base,
+            hops=hops,
             profile=self.profile.name,
             state=state,
-            local_url=f"ws://127.0.0.1:{self.local_port}",
+            local_url=public,
             since=self._since,
             method=self.profile.method,
             target=base.target,
