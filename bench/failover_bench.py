@@ -217,8 +217,12 @@ class Running:
             return next((t for t, st in self.history if t >= t0 and pred(st)), None)
 
     def actives(self, t0: float = 0.0) -> list[str | None]:
+        """active_path from the one in force at t0 on, each change once."""
         seq: list[str | None] = []
         with self._cond:
+            before = [st for t, st in self.history if t < t0]
+            if before:
+                seq.append(before[-1].active_path)
             for t, st in self.history:
                 if t >= t0 and (not seq or seq[-1] != st.active_path):
                     seq.append(st.active_path)
@@ -261,8 +265,10 @@ def two_paths(
     parts: Parts, *, silent: bool, **profile_changes: Any
 ) -> Iterator[tuple[Running, Any, Tap, Tap]]:
     """The profile (ssh first, direct second) and its relays; yields (running, front, ssh tap, direct tap)."""
-    ssh_tap = Tap("ssh", parts.gateway_port, parts.carried).start()
-    direct = Tap("direct", parts.gateway_port, parts.carried).start()
+    ssh_tap = Tap("ssh", parts.gateway_port, parts.carried)
+    direct = Tap("direct", parts.gateway_port, parts.carried)
+    ssh_tap.start()
+    direct.start()
     front = Relay(parts.sshd.port).start() if silent else None  # freezable, in front of sshd
     sshd = parts.sshd
     try:
@@ -349,7 +355,8 @@ def death(parts: Parts, *, silent: bool, every: float, failback: bool) -> dict[s
         refused_before_dead=sum(1 for c in failed if c.started < t_dead),
         refused_after_dead=sum(1 for c in failed if c.started >= t_dead),
         cut_after_answer=sum(1 for c in clients if c.answered is not None and c.error is not None),
-        errors=sorted({c.error or "?" for c in failed})[:3],
+        errors_before=error_counts(c for c in failed if c.started < t_dead),
+        errors_after=error_counts(c for c in failed if c.started >= t_dead),
         gap_wait=[
             c.answered - c.started
             for c in clients
@@ -364,6 +371,14 @@ def death(parts: Parts, *, silent: bool, every: float, failback: bool) -> dict[s
         ]
         result["first_ssh_after_return"] = min(back) - t_back if back else None
     return result
+
+
+def error_counts(clients: Iterator[Client]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for c in clients:
+        key = (c.error or "?")[:90]
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 # -- jitter -----------------------------------------------------------------------------------------
@@ -457,8 +472,9 @@ def report(
         )
         if r["cut_after_answer"]:
             line("answered, then cut with their path", str(r["cut_after_answer"]))
-        if r["errors"] and (r["refused_before_dead"] or n):
-            line("their errors", "; ".join(r["errors"]))
+        for which in ("before", "after"):
+            for err, count in r[f"errors_{which}"].items():
+                line(f"  sent {which} declared dead: {count} x", err)
         if "failback_switch" in r:
             f = r["first_ssh_after_return"]
             line("after sshd returned: ssh path healthy", fmt(r["ssh_healthy_after_return"]))
