@@ -782,7 +782,33 @@ def _tune_chan(window: int, pktsize: int) -> Callable[[], None]:
     return apply
 
 
+def _tune_stream_splice() -> None:
+    """The data path before the callback splice: each client channel as an asyncssh
+    SSHReader/SSHWriter pair (`open_connection`, asyncssh's default 2 MiB window / 32 KiB
+    packets), copied by two `pump` tasks. For A/B against the shipped path in the same run."""
+    from clawd_client.engine import ssh as engine_ssh
+
+    async def open_stream(self: Any) -> Any:
+        return await self.conn.open_connection(*self.remote)
+
+    engine_ssh.Tunnel.open_stream = open_stream  # type: ignore[method-assign]
+
+
+def _tune_engine_chan(window: int, pktsize: int) -> Callable[[], None]:
+    def apply() -> None:
+        """The shipped splice with other channel window / max packet sizes (engine constants)."""
+        from clawd_client.engine import ssh as engine_ssh
+
+        engine_ssh.CHANNEL_WINDOW, engine_ssh.CHANNEL_MAX_PKTSIZE = window, pktsize
+
+    return apply
+
+
 TUNINGS: dict[str, Callable[[], None]] = {
+    "stream-splice": _tune_stream_splice,
+    "engine-chan-2m-32k": _tune_engine_chan(2 << 20, 32 << 10),
+    "engine-chan-8m-32k": _tune_engine_chan(8 << 20, 32 << 10),
+    "engine-chan-8m-256k": _tune_engine_chan(8 << 20, 256 << 10),
     "no-pktlog": _tune_no_pktlog,
     "gcm": _tune_gcm,
     "no-ignore": _tune_no_ignore,
@@ -825,20 +851,26 @@ def _clawd_forwarder_main(
 
 
 async def _forward_until_told(conn: Connection, profile: Profile) -> None:
-    from clawd_client.engine.ssh import open_tunnel
+    """The product's data path, wired the way the Supervisor wires it: the agent's HeldListener
+    bound on a local port, its opener the SshPath's `open_stream` (one asyncssh direct-tcpip
+    channel per accepted client), spliced by `listener.pump`. (The Supervisor itself is not run
+    here because its health probe would hit the sink server, not a gateway; row (3) runs it.)"""
+    from clawd_client.engine.listener import HeldListener
+    from clawd_client.engine.paths import SshPath
 
     lost: list[str] = []
-    tunnel = await open_tunnel(profile, on_lost=lost.append, local_port=0)
+    listener = HeldListener(profile.hold)
+    port = await listener.bind(0)
+    opened = await SshPath(profile).open(lost.append, False)
+    listener.set_opener(opened.open_stream, opened.dials)
     try:
-        info = {
-            "port": tunnel.local_port,
-            "send_cipher": tunnel.conn.get_extra_info("send_cipher"),
-            "recv_cipher": tunnel.conn.get_extra_info("recv_cipher"),
-        }
+        cipher = opened.extra.get("cipher")
+        info = {"port": port, "send_cipher": cipher, "recv_cipher": cipher}
         conn.send(("ready", info))
         await asyncio.to_thread(conn.recv)
     finally:
-        await tunnel.close()
+        await listener.close()
+        await opened.close()
     conn.send(("done", {"lost": lost}))
 
 

@@ -25,6 +25,7 @@ log = logging.getLogger("clawd.listener")
 CHUNK = 256 * 1024
 RETRY_MIN_S = 0.1  # an opener that fails (e.g. the gateway restarting behind a live SSH link)
 RETRY_MAX_S = 1.0  # is retried with a short backoff until the hold deadline
+HIGH_WATER = 4 * CHUNK  # bytes queued toward a slow side before the other side is paused
 
 
 class Reader(Protocol):
@@ -43,8 +44,34 @@ class Writer(Protocol):
     def close(self) -> None: ...
 
 
+class Half(Protocol):
+    """One end of a callback splice (the data path without a task per read).
+
+    `write`/`write_eof`/`close` send toward that end; `pause_reading`/`resume_reading` stop and
+    restart the bytes coming *from* it (flow control: the other end is full)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def write_eof(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+class Attachable(Protocol):
+    """An upstream that can be spliced by callbacks (engine/ssh.py's channel): `attach(peer)`
+    makes it call peer.write / write_eof / close for what it receives and peer.pause_reading /
+    resume_reading for its own flow control; it returns its own Half."""
+
+    def attach(self, peer: Half) -> Half: ...
+
+
 Opener = Callable[[], Awaitable[tuple[Any, Any]]]
-"""Opens one upstream stream pair (reader, writer) to the gateway, or raises."""
+"""Opens one upstream to the gateway, or raises: a (reader, writer) stream pair, or
+(upstream, upstream) where upstream has `attach` (Attachable) for the callback splice."""
 
 
 async def pump(reader: Reader, writer: Writer) -> None:
@@ -66,6 +93,136 @@ async def pump(reader: Reader, writer: Writer) -> None:
                 writer.write_eof()
             else:
                 writer.close()
+
+
+class _Client(asyncio.Protocol):
+    """The accepted client socket. Held: reading is paused from the first moment, so its bytes
+    wait in the kernel (neither lost nor reordered) until an upstream exists. Spliced: each
+    `data_received` goes straight to the upstream (one call, no task wake-up and no extra
+    buffer); a full side pauses reading on the other (asyncio's write-buffer limits, asyncssh's
+    channel window)."""
+
+    def __init__(self, owner: HeldListener) -> None:
+        self._owner = owner
+        self.transport: asyncio.Transport | None = None
+        self.peer: Half | None = None  # the upstream, once spliced by callbacks
+        self.reader: asyncio.StreamReader | None = None  # the generic (stream) splice instead
+        self.done = asyncio.get_running_loop().create_future()  # both directions finished
+        self._eof_in = False  # the client sent EOF (or is gone)
+        self._eof_out = False  # the upstream sent EOF to the client
+        self._writable = asyncio.Event()
+        self._writable.set()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.pause_reading()
+        transport.set_write_buffer_limits(high=HIGH_WATER)
+        self._owner._spawn(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is not None:
+            self.peer.write(data)
+        elif self.reader is not None:
+            self.reader.feed_data(data)
+
+    def eof_received(self) -> bool:
+        self._eof_in = True
+        if self.peer is not None:
+            self.peer.write_eof()
+        elif self.reader is not None:
+            self.reader.feed_eof()
+        self._maybe_done()
+        return True  # half-close: the answer may still come
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof_in = self._eof_out = True
+        self._writable.set()
+        if self.peer is not None:
+            self.peer.close()
+        elif self.reader is not None:
+            self.reader.feed_eof()
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def pause_writing(self) -> None:  # the client reads slower than the upstream sends
+        self._writable.clear()
+        if self.peer is not None:
+            self.peer.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+        if self.peer is not None:
+            self.peer.resume_reading()
+
+    def _maybe_done(self) -> None:
+        if self._eof_in and self._eof_out and not self.done.done():
+            self.done.set_result(None)
+
+    # -- Half: what the upstream calls, toward the client --------------------------------------
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def write_eof(self) -> None:
+        self._eof_out = True
+        tr = self.transport
+        if tr is not None and not tr.is_closing():
+            if tr.can_write_eof():
+                tr.write_eof()
+            else:
+                tr.close()
+        self._maybe_done()
+
+    def close(self) -> None:
+        self._eof_out = self._eof_in = True
+        if self.transport is not None:
+            self.transport.close()
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    # -- the generic splice: (reader, writer) streams upstream ---------------------------------
+    def as_stream(self) -> tuple[asyncio.StreamReader, _ClientWriter]:
+        assert self.transport is not None
+        reader = asyncio.StreamReader(limit=CHUNK)
+        reader.set_transport(self.transport)  # the reader pauses/resumes the socket by its fill
+        self.reader = reader
+        if self._eof_in:
+            reader.feed_eof()
+        return reader, _ClientWriter(self)
+
+
+class _ClientWriter:
+    """The client socket as a stream writer, for `pump` from a stream upstream."""
+
+    def __init__(self, client: _Client) -> None:
+        self._c = client
+
+    def write(self, data: bytes) -> None:
+        self._c.write(data)
+
+    async def drain(self) -> None:
+        if self._c.transport is None or self._c.transport.is_closing():
+            raise ConnectionResetError("client gone")
+        await self._c._writable.wait()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self._c.write_eof()
+
+    def close(self) -> None:
+        self._c.close()
 
 
 def describe(exc: BaseException) -> str:
@@ -92,7 +249,7 @@ class HeldListener:
         self._changed = asyncio.Event()
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[Any] = set()
+        self._clients: set[_Client] = set()
         self.on_open_failed: Callable[[str], None] | None = None
 
     @property
@@ -101,7 +258,8 @@ class HeldListener:
 
     async def bind(self, port: int) -> int:
         """Raises OSError when 127.0.0.1:port is taken (the port guard runs before this)."""
-        first = await asyncio.start_server(self._accept, "127.0.0.1", port, limit=CHUNK)
+        loop = asyncio.get_running_loop()
+        first = await loop.create_server(lambda: _Client(self), "127.0.0.1", port)
         self._servers.append(first)
         self.port = int(first.sockets[0].getsockname()[1])
         with contextlib.suppress(OSError):
@@ -113,7 +271,7 @@ class HeldListener:
             except OSError:
                 sock.close()
                 raise
-            self._servers.append(await asyncio.start_server(self._accept, sock=sock, limit=CHUNK))
+            self._servers.append(await loop.create_server(lambda: _Client(self), sock=sock))
         return self.port
 
     def set_opener(self, opener: Opener | None, label: str = "upstream") -> None:
@@ -126,8 +284,8 @@ class HeldListener:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.ensure_future(self._handle(reader, writer))
+    def _spawn(self, client: _Client) -> None:
+        task = asyncio.ensure_future(self._handle(client))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -168,8 +326,8 @@ class HeldListener:
             if holding:
                 self.held -= 1
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+    async def _handle(self, client: _Client) -> None:
+        self._clients.add(client)
         up_writer: Any = None
         try:
             up = await self._upstream()
@@ -177,27 +335,37 @@ class HeldListener:
                 self.expired += 1
                 return
             up_reader, up_writer = up
-            self._writers.add(up_writer)
             self.spliced += 1
             self.active += 1
             try:
-                await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+                if client.done.done():  # the client left while held: nothing to splice
+                    return
+                attach = getattr(up_reader, "attach", None)
+                if attach is not None:
+                    client.peer = attach(client)
+                    up_writer = client.peer
+                    client.resume_reading()
+                    await client.done
+                else:
+                    reader, writer = client.as_stream()
+                    client.resume_reading()
+                    await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
             finally:
                 self.active -= 1
         finally:
-            for w in (writer, up_writer):
-                if w is not None:
-                    self._writers.discard(w)
-                    with contextlib.suppress(Exception):
-                        w.close()
+            self._clients.discard(client)
+            client.close()
+            if up_writer is not None:
+                with contextlib.suppress(Exception):
+                    up_writer.close()
 
     async def close(self) -> None:
         """Unbind and end every connection, held or spliced."""
         for server in self._servers:
             server.close()
-        for w in list(self._writers):
+        for c in list(self._clients):
             with contextlib.suppress(Exception):
-                w.close()
+                c.close()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -209,4 +377,4 @@ class HeldListener:
         self._servers.clear()
 
 
-__all__ = ["HeldListener", "Opener", "pump"]
+__all__ = ["Attachable", "Half", "HeldListener", "Opener", "pump"]

@@ -24,6 +24,11 @@ from .hostkeys import HostKeyPolicy, default_known_hosts
 
 CONNECT_TIMEOUT = 10.0
 LOGIN_TIMEOUT = 20.0
+# The receive window and largest packet we offer on each direct-tcpip channel (asyncssh's
+# defaults are 2 MiB / 32 KiB). sshd sends at most this per packet, so fewer, larger packets come
+# down: each packet costs a fixed amount of Python (decrypt call, header parse, dispatch).
+CHANNEL_WINDOW = 8 << 20
+CHANNEL_MAX_PKTSIZE = 128 << 10
 
 
 class TunnelError(Exception):
@@ -65,6 +70,91 @@ class _Client(asyncssh.SSHClient):
             self._on_lost(str(exc) if exc else "SSH connection closed by the server")
 
 
+class _ChannelHalf:
+    """The channel as listener.Half: calls after close are dropped (the client side may still
+    deliver bytes in the same loop iteration as the channel's close)."""
+
+    __slots__ = ("_chan",)
+
+    def __init__(self, chan: asyncssh.SSHTCPChannel[bytes]) -> None:
+        self._chan = chan
+
+    def write(self, data: bytes) -> None:
+        if not self._chan.is_closing():
+            self._chan.write(data)
+
+    def write_eof(self) -> None:
+        if not self._chan.is_closing():
+            self._chan.write_eof()
+
+    def close(self) -> None:
+        self._chan.close()
+
+    def pause_reading(self) -> None:
+        self._chan.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._chan.resume_reading()
+
+
+class _Splice(asyncssh.SSHTCPSession[bytes]):
+    """One direct-tcpip channel spliced by callbacks to a client socket (listener.Attachable):
+    channel data goes straight to the client's transport; no SSHReader buffer, no task per read.
+    Whatever arrives between the channel opening and `attach` is kept and handed over then."""
+
+    def __init__(self) -> None:
+        self._chan: asyncssh.SSHTCPChannel[bytes] | None = None
+        self._peer: Any = None
+        self._early: list[bytes] = []
+        self._eof = self._lost = self._full = False
+
+    def connection_made(self, chan: asyncssh.SSHTCPChannel[bytes]) -> None:
+        self._chan = chan
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if self._peer is not None:
+            self._peer.write(data)
+        else:
+            self._early.append(data)
+
+    def eof_received(self) -> bool:
+        if self._peer is not None:
+            self._peer.write_eof()
+        else:
+            self._eof = True
+        return True  # half-close: the client may still send
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._peer is not None:
+            self._peer.close()
+        else:
+            self._lost = True
+
+    def pause_writing(self) -> None:  # the channel's send window or buffer is full
+        self._full = True
+        if self._peer is not None:
+            self._peer.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._full = False
+        if self._peer is not None:
+            self._peer.resume_reading()
+
+    def attach(self, peer: Any) -> _ChannelHalf:
+        assert self._chan is not None
+        self._peer = peer
+        early, self._early = self._early, []
+        for data in early:
+            peer.write(data)
+        if self._eof:
+            peer.write_eof()
+        if self._lost:
+            peer.close()
+        if self._full:
+            peer.pause_reading()
+        return _ChannelHalf(self._chan)
+
+
 @dataclass
 class Tunnel:
     """A logged-in SSH connection; each client connection becomes one direct-tcpip channel on it."""
@@ -76,9 +166,14 @@ class Tunnel:
     cipher: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    async def open_stream(self) -> tuple[asyncssh.SSHReader[bytes], asyncssh.SSHWriter[bytes]]:
-        """One channel to the gateway (what `ssh -L` does per accepted connection)."""
-        return await self.conn.open_connection(*self.remote)
+    async def open_stream(self) -> tuple[_Splice, _Splice]:
+        """One channel to the gateway (what `ssh -L` does per accepted connection), for the
+        listener's callback splice (listener.Attachable)."""
+        splice = _Splice()
+        await self.conn.create_connection(
+            lambda: splice, *self.remote, window=CHANNEL_WINDOW, max_pktsize=CHANNEL_MAX_PKTSIZE
+        )
+        return splice, splice
 
     async def close(self) -> None:
         self.client.closing = True
