@@ -206,6 +206,9 @@ def _url_profile(args: argparse.Namespace, method: str | None = None) -> Profile
             _refuse_flags(args, ("serve", "port"), "--url")
         url = args.url.strip()
     ca_file = _existing_file(args.ca_file, "--ca-file") if args.ca_file else None
+    several = sum(1 for v in (args.ssh, args.tailscale, args.url) if v) > 1
+    if several and not url.startswith("wss://"):
+        ca_file = None  # with several paths, --ca-file is for the wss:// ones
     profile = Profile(
         name=args.name,
         method=method,

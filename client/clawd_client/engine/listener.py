@@ -25,6 +25,11 @@ log = logging.getLogger("clawd.listener")
 CHUNK = 256 * 1024
 RETRY_MIN_S = 0.1  # an opener that fails (e.g. the gateway restarting behind a live SSH link)
 RETRY_MAX_S = 1.0  # is retried with a short backoff until the hold deadline
+# Held connections go through in waves when a path comes back, not all in the same millisecond:
+# a gateway counts unauthenticated sockets per address (behind a tunnel they all share one), and
+# a herd of handshakes released at once after an outage would be refused there (HTTP 503).
+RELEASE_BURST = 16
+RELEASE_WINDOW_S = 0.1
 HIGH_WATER = 4 * CHUNK  # bytes queued toward a slow side before the other side is paused
 
 
@@ -246,6 +251,8 @@ class HeldListener:
         self.spliced = 0  # connections ever spliced through
         self._opener: Opener | None = None
         self._label = "upstream"
+        self._window_start = 0.0
+        self._window_count = 0
         self._changed = asyncio.Event()
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -303,6 +310,8 @@ class HeldListener:
             while True:
                 opener, changed = self._opener, self._changed
                 if opener is not None:
+                    if holding:
+                        await self._pace()
                     try:
                         return await opener()
                     except asyncio.CancelledError:
@@ -325,6 +334,18 @@ class HeldListener:
         finally:
             if holding:
                 self.held -= 1
+
+    async def _pace(self) -> None:
+        """At most RELEASE_BURST previously held connections per RELEASE_WINDOW_S."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            if now - self._window_start >= RELEASE_WINDOW_S:
+                self._window_start, self._window_count = now, 0
+            if self._window_count < RELEASE_BURST:
+                self._window_count += 1
+                return
+            await asyncio.sleep(self._window_start + RELEASE_WINDOW_S - now)
 
     async def _handle(self, client: _Client) -> None:
         self._clients.add(client)
