@@ -17,10 +17,11 @@ from typing import Any
 from . import __version__, cli_nodes
 from .cli_audit import add_audit_parser, cmd_audit
 from .errors import ConfigError, UserError, stdout_gone
-from .inspection import check_health, effective_config, gather_status
 from .log import setup_logging
 from .settings import Overrides, resolve_settings
-from .target import resolve_target
+
+# Start to ready: `run` (the default command) imports only what serving needs. The client side
+# (inspection, target, websockets' client) loads in the commands that use it.
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DOWN = 0, 1, 2, 3
 SUBCOMMANDS = {"run", "health", "status", "config", "install-service", "uninstall-service", "nodes", "audit"}
@@ -202,6 +203,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
+    from .inspection import check_health
+    from .target import resolve_target
+
     target = resolve_target(url=args.url, token=args.token, password=args.password, config=args.config)
     result = asyncio.run(check_health(target, args.timeout))
     result["credentials"] = target.source
@@ -241,6 +245,8 @@ def _print_health(r: dict[str, Any]) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from .inspection import gather_status
+
     status = gather_status(config=args.config, token=args.token, password=args.password, timeout=args.timeout)
     if args.json:
         print(json.dumps(status.report, indent=2))
@@ -280,6 +286,8 @@ def _print_status(r: dict[str, Any], auth_mode: str) -> None:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from .inspection import effective_config
+
     try:
         eff = effective_config(args.config)
     except ConfigError as exc:

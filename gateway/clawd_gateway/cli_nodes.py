@@ -12,17 +12,14 @@ Exit codes: 0 ok · 1 the gateway refused the request (its error code is printed
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import node_ops
-from .client import GatewayAuthError, GatewayCallError, GatewayError
-from .node_ops import NodeOpError
-from .target import NO_CREDENTIALS_HINT, Target, resolve_target
+if TYPE_CHECKING:  # the work's modules load only when a `nodes` command runs, not for `run`
+    from .target import Target
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_NODE = 0, 1, 2, 7
 _EXIT_FOR = {"refused": EXIT_REFUSED, "usage": EXIT_USAGE, "unavailable": EXIT_NODE}
@@ -70,6 +67,12 @@ def add_parser(sub: Any, add_config: Callable[[argparse.ArgumentParser], None]) 
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .client import GatewayAuthError, GatewayCallError, GatewayError
+    from .node_ops import NodeOpError
+    from .target import NO_CREDENTIALS_HINT, resolve_target
+
     action = getattr(args, "nodes_command", None)
     if action is None:
         args.nodes_parser.print_help()
@@ -108,6 +111,8 @@ def _params(text: str | None) -> Any:
 
 
 async def _dispatch(action: str, args: argparse.Namespace, target: Target) -> Any:
+    from . import node_ops
+
     if action == "list":
         return await node_ops.list_nodes(target, args.timeout)
     if action == "pending":

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 log = logging.getLogger("clawd.listener")
 
@@ -113,6 +113,7 @@ class _Client(asyncio.Protocol):
         self.peer: Half | None = None  # the upstream, once spliced by callbacks
         self.reader: asyncio.StreamReader | None = None  # the generic (stream) splice instead
         self.done = asyncio.get_running_loop().create_future()  # both directions finished
+        self._early: list[bytes] = []  # read before the splice (uvloop may read once while paused)
         self._eof_in = False  # the client sent EOF (or is gone)
         self._eof_out = False  # the upstream sent EOF to the client
         self._writable = asyncio.Event()
@@ -120,8 +121,8 @@ class _Client(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # (uvloop's transports implement asyncio.Transport without subclassing it)
+        self.transport = transport = cast(asyncio.Transport, transport)
         transport.pause_reading()
         transport.set_write_buffer_limits(high=HIGH_WATER)
         self._owner._spawn(self)
@@ -131,6 +132,9 @@ class _Client(asyncio.Protocol):
             self.peer.write(data)
         elif self.reader is not None:
             self.reader.feed_data(data)
+        else:  # held: keep it, in order, and stop reading
+            self._early.append(data)
+            self.pause_reading()
 
     def eof_received(self) -> bool:
         self._eof_in = True
@@ -201,9 +205,21 @@ class _Client(asyncio.Protocol):
         reader = asyncio.StreamReader(limit=CHUNK)
         reader.set_transport(self.transport)  # the reader pauses/resumes the socket by its fill
         self.reader = reader
+        for data in self._early:
+            reader.feed_data(data)
+        self._early.clear()
         if self._eof_in:
             reader.feed_eof()
         return reader, _ClientWriter(self)
+
+    def attach(self, peer: Half) -> None:
+        """Splice by callbacks from now on; what was read while held goes first."""
+        self.peer = peer
+        for data in self._early:
+            peer.write(data)
+        self._early.clear()
+        if self._eof_in:
+            peer.write_eof()
 
 
 class _ClientWriter:
@@ -363,8 +379,8 @@ class HeldListener:
                     return
                 attach = getattr(up_reader, "attach", None)
                 if attach is not None:
-                    client.peer = attach(client)
-                    up_writer = client.peer
+                    up_writer = attach(client)
+                    client.attach(up_writer)
                     client.resume_reading()
                     await client.done
                 else:

@@ -1,0 +1,231 @@
+"""The agent listener's splice (engine/listener.py): the callback path an SSH channel takes
+(`attach`) and the stream path relays take, on the default loop and on uvloop when installed;
+bytes sent while held arrive in order, half-close passes through, a slow reader pauses the
+sender. And `clawd-gateway run` imports no client-side modules (start to ready)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from clawd_client.engine.listener import Half, HeldListener
+
+LOOPS: list[Any] = [pytest.param(asyncio.new_event_loop, id="asyncio")]
+try:
+    import uvloop
+
+    LOOPS.append(pytest.param(uvloop.new_event_loop, id="uvloop"))
+except ImportError:  # pragma: no cover - uvloop is optional
+    LOOPS.append(pytest.param(None, id="uvloop", marks=pytest.mark.skip(reason="uvloop not installed")))
+
+
+def run_on(make_loop: Callable[[], asyncio.AbstractEventLoop], coro: Any) -> Any:
+    loop = make_loop()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro, 60))
+    finally:
+        loop.close()
+
+
+class EchoUpstream:
+    """An Attachable that echoes what it is sent, with a small send buffer: it pauses the client
+    side when more than `high` bytes wait, the way an SSH channel does when its window is shut."""
+
+    def __init__(self, high: int = 64 * 1024) -> None:
+        self.high = high
+        self.peer: Any = None
+        self.queued = 0
+        self.paused_client = 0
+        self.closed = False
+
+    def attach(self, peer: Half) -> Half:
+        self.peer = peer
+        return self._Half(self)
+
+    class _Half:
+        def __init__(self, up: EchoUpstream) -> None:
+            self.up = up
+            self.reading = True
+
+        def write(self, data: bytes) -> None:
+            up = self.up
+            up.queued += len(data)
+            if up.queued > up.high:
+                up.paused_client += 1
+                up.peer.pause_reading()
+            asyncio.get_running_loop().call_soon(self._deliver, bytes(data))
+
+        def _deliver(self, data: bytes) -> None:
+            up = self.up
+            up.queued -= len(data)
+            up.peer.write(data)
+            if up.queued <= up.high // 2:
+                up.peer.resume_reading()
+
+        def write_eof(self) -> None:
+            asyncio.get_running_loop().call_soon(self.up.peer.write_eof)
+
+        def close(self) -> None:
+            self.up.closed = True
+
+        def pause_reading(self) -> None:
+            self.reading = False
+
+        def resume_reading(self) -> None:
+            self.reading = True
+
+
+async def _echo_server() -> tuple[asyncio.AbstractServer, int]:
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while data := await r.read(65536):
+            w.write(data)
+            await w.drain()
+        w.write_eof()
+        await w.drain()
+        w.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, int(server.sockets[0].getsockname()[1])
+
+
+async def _roundtrip(port: int, payload: bytes, *, before: Callable[[], None] | None = None) -> bytes:
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(payload)  # sent while the listener may still hold the connection
+    await w.drain()
+    if before is not None:
+        before()
+    w.write_eof()
+    got = await r.read()  # until EOF: the echo, then the half-close passed back
+    w.close()
+    return got
+
+
+@pytest.mark.parametrize("make_loop", LOOPS)
+@pytest.mark.parametrize("kind", ["attach", "stream"])
+def test_held_bytes_arrive_in_order_and_eof_passes_through(make_loop: Any, kind: str) -> None:
+    payload = os.urandom(3 << 20)
+
+    async def main() -> None:
+        listener = HeldListener(hold_s=10)
+        port = await listener.bind(0)
+        server = None
+        ups: list[EchoUpstream] = []
+        if kind == "stream":
+            server, eport = await _echo_server()
+
+            async def opener() -> tuple[Any, Any]:
+                return await asyncio.open_connection("127.0.0.1", eport)
+        else:
+
+            async def opener() -> tuple[Any, Any]:
+                up = EchoUpstream()
+                ups.append(up)
+                return up, up
+
+        def path_up() -> None:
+            listener.set_opener(opener, "echo")
+
+        try:
+            got = await _roundtrip(port, payload, before=path_up)  # held until path_up()
+            assert got == payload
+            assert listener.spliced == 1
+            if kind == "attach":
+                assert ups[0].paused_client > 0  # the full upstream paused the client socket
+                for _ in range(100):
+                    if ups[0].closed:
+                        break
+                    await asyncio.sleep(0.01)
+                assert ups[0].closed  # both halves done: the upstream is closed
+            got = await _roundtrip(port, b"again")  # a second client, path already up
+            assert got == b"again"
+        finally:
+            await listener.close()
+            if server is not None:
+                server.close()
+
+    run_on(make_loop, main())
+
+
+@pytest.mark.parametrize("make_loop", LOOPS)
+def test_slow_client_pauses_the_upstream(make_loop: Any) -> None:
+    """Upstream -> client faster than the client reads: the upstream is paused, nothing lost."""
+    total = 16 << 20
+
+    class Source:
+        def __init__(self) -> None:
+            self.paused = 0
+            self.sent = 0
+
+        def attach(self, peer: Half) -> Half:
+            src = self
+
+            class H:
+                reading = True
+
+                def write(self, data: bytes) -> None: ...
+
+                def write_eof(self) -> None: ...
+
+                def close(self) -> None: ...
+
+                def pause_reading(self) -> None:
+                    src.paused += 1
+                    self.reading = False
+
+                def resume_reading(self) -> None:
+                    self.reading = True
+                    asyncio.get_running_loop().call_soon(pump)
+
+            h = H()
+            chunk = b"x" * 65536
+
+            def pump() -> None:
+                while h.reading and src.sent < total:
+                    peer.write(chunk)
+                    src.sent += len(chunk)
+                if src.sent >= total:
+                    peer.write_eof()
+
+            asyncio.get_running_loop().call_soon(pump)
+            return h
+
+    async def main() -> None:
+        listener = HeldListener(hold_s=5)
+        port = await listener.bind(0)
+        src = Source()
+
+        async def opener() -> tuple[Any, Any]:
+            return src, src
+
+        listener.set_opener(opener)
+        try:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            n = 0
+            while data := await r.read(65536):
+                n += len(data)
+                if n < (1 << 20):
+                    await asyncio.sleep(0.001)  # slow at first: the client's buffer fills
+            w.close()
+            assert n == total
+            assert src.paused > 0
+        finally:
+            await listener.close()
+
+    run_on(make_loop, main())
+
+
+def test_gateway_run_imports_no_client_modules() -> None:
+    code = (
+        "import sys, clawd_gateway.cli, clawd_gateway.runner;"
+        "bad = [m for m in ('clawd_gateway.client', 'clawd_gateway.inspection', 'clawd_gateway.node_ops',"
+        " 'clawd_gateway.target', 'websockets.asyncio.client') if m in sys.modules];"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
