@@ -17,8 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 from tests.support.agentwatch import gateway_health, wait_state
-from tests.support.clientcli import agent_pid, clawd
-from tests.support.servers import free_port
+from tests.support.clientcli import add_ssh_profile, agent_pid, clawd
 
 from clawd_client import api
 from clawd_client.paths import agent_socket
@@ -27,31 +26,7 @@ TOKEN = "agent-test-token-0123456789abcdef"
 
 
 def add_profile(env, sshd, remote_port: int, name: str, *extra: str, token: str = TOKEN) -> int:
-    local_port = free_port()
-    r = clawd(
-        [
-            "profile",
-            "add",
-            name,
-            "--ssh",
-            f"{sshd.user}@127.0.0.1:{sshd.port}",
-            "--identity",
-            str(sshd.client_key_path),
-            "--known-hosts",
-            str(sshd.known_hosts),
-            "--remote-port",
-            str(remote_port),
-            "--local-port",
-            str(local_port),
-            *extra,
-        ],
-        env,
-    )
-    assert r.returncode == 0, r.stderr
-    r = clawd(["secret", "set", name], env, input=token + "\n")
-    assert r.returncode == 0, r.stderr
-    return local_port
-
+    return add_ssh_profile(env, sshd, remote_port, name, *extra, token=token)
 
 class EchoServer:
     """A TCP echo server on loopback, the 'gateway port' for byte-for-byte checks."""

@@ -9,33 +9,14 @@ import os
 from pathlib import Path
 
 import psutil
-from tests.support.clientcli import agent_pid, clawd, connected
+from tests.support.clientcli import add_ssh_profile, agent_pid, clawd, connected
 from tests.support.servers import free_port
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 
 
 def add_profile(env, sshd, gateway, local_port, name="vps"):
-    r = clawd(
-        [
-            "profile",
-            "add",
-            name,
-            "--ssh",
-            f"{sshd.user}@127.0.0.1:{sshd.port}",
-            "--identity",
-            str(sshd.client_key_path),
-            "--known-hosts",
-            str(sshd.known_hosts),
-            "--remote-port",
-            str(gateway.port),
-            "--local-port",
-            str(local_port),
-        ],
-        env,
-    )
-    assert r.returncode == 0, r.stderr
-
+    add_ssh_profile(env, sshd, gateway.port, name, local_port=local_port)
 
 def test_connect_status_health_doctor_and_no_leaks(client_env, sshd, gateway, tmp_path):
     env = client_env

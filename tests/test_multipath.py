@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from tests.support.agentwatch import gateway_health, wait_state
-from tests.support.clientcli import clawd
+from tests.support.clientcli import clawd, ssh_profile_args
 from tests.support.relay import Relay
 from tests.support.servers import free_port
 
@@ -83,26 +83,8 @@ def direct(gateway):
 
 def add_multipath(env, sshd, gateway, direct, name="mp", **tweak) -> int:
     port = free_port()
-    r = clawd(
-        [
-            "profile",
-            "add",
-            name,
-            "--ssh",
-            f"{sshd.user}@127.0.0.1:{sshd.port}",
-            "--identity",
-            str(sshd.client_key_path),
-            "--known-hosts",
-            str(sshd.known_hosts),
-            "--remote-port",
-            str(gateway.port),
-            "--url",
-            f"ws://127.0.0.1:{direct.port}",
-            "--local-port",
-            str(port),
-        ],
-        env,
-    )
+    args = ["profile", "add", name, *ssh_profile_args(sshd, gateway.port, port), "--url", f"ws://127.0.0.1:{direct.port}"]
+    r = clawd(args, env)
     assert r.returncode == 0 and "paths: ssh → direct" in r.stdout, r.stdout + r.stderr
     assert clawd(["secret", "set", name], env, input=gateway.token + "\n").returncode == 0
     # Test pace: the file's own fields, not flags a user needs (failback default 30 s, probe 15 s).

@@ -15,8 +15,7 @@ from collections.abc import Callable
 
 import psutil
 import pytest
-from tests.support.clientcli import agent_pid, clawd
-from tests.support.servers import free_port
+from tests.support.clientcli import add_ssh_profile, agent_pid, clawd
 
 from clawd_client.tray.agentlink import AgentLink, LinkView
 
@@ -80,30 +79,7 @@ def start_link(watch: Watch, **kw: object) -> AgentLink:
 
 
 def add_profile(env: dict[str, str], sshd, remote_port: int, name: str, token: str) -> int:
-    local_port = free_port()
-    r = clawd(
-        [
-            "profile",
-            "add",
-            name,
-            "--ssh",
-            f"{sshd.user}@127.0.0.1:{sshd.port}",
-            "--identity",
-            str(sshd.client_key_path),
-            "--known-hosts",
-            str(sshd.known_hosts),
-            "--remote-port",
-            str(remote_port),
-            "--local-port",
-            str(local_port),
-        ],
-        env,
-    )
-    assert r.returncode == 0, r.stderr
-    r = clawd(["secret", "set", name], env, input=token + "\n")
-    assert r.returncode == 0, r.stderr
-    return local_port
-
+    return add_ssh_profile(env, sshd, remote_port, name, token=token)
 
 def test_the_link_starts_the_agent_comes_back_after_a_crash_and_never_stops_it(env, watch):
     assert agent_pid(env) is None

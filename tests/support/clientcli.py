@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 CONNECT_HEALTHY_S = 30.0
 
@@ -155,3 +155,38 @@ def reap_agents(state_prefix: str, timeout: float = 10.0) -> list[int]:
     for proc in alive:
         proc.kill()
     return [p.pid for p in found]
+
+
+def ssh_profile_args(sshd: object, remote_port: int, local_port: int) -> list[str]:
+    """`clawd profile add` flags for the test sshd: its client key, its pinned host key, the
+    gateway's port behind it and a local port."""
+    s: Any = sshd
+    return [
+        "--ssh", f"{s.user}@127.0.0.1:{s.port}",
+        "--identity", str(s.client_key_path),
+        "--known-hosts", str(s.known_hosts),
+        "--remote-port", str(remote_port),
+        "--local-port", str(local_port),
+    ]  # fmt: skip
+
+
+def add_ssh_profile(
+    env: Mapping[str, str],
+    sshd: object,
+    remote_port: int,
+    name: str,
+    *extra: str,
+    token: str | None = None,
+    local_port: int | None = None,
+) -> int:
+    """`clawd profile add NAME --ssh ...` (+ `clawd secret set` when a token is given), as a user
+    types them; returns the profile's local port."""
+    from tests.support.servers import free_port
+
+    port = local_port or free_port()
+    r = clawd(["profile", "add", name, *ssh_profile_args(sshd, remote_port, port), *extra], env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    if token is not None:
+        r = clawd(["secret", "set", name], env, input=token + "\n")
+        assert r.returncode == 0, r.stderr
+    return port
