@@ -957,6 +957,7 @@ def ssh_forwarder(
     *,
     ssh_port: int | None = None,
     known: Path | None = None,
+    ssh_host: str = HOST,
 ) -> Iterator[tuple[Forwarder, subprocess.Popen[bytes]]]:
     """`ssh -N -L` in the foreground; yields once its local port accepts."""
     lport = free_port()
@@ -965,7 +966,7 @@ def ssh_forwarder(
         "-v",
         "-L",
         f"{HOST}:{lport}:{HOST}:{target_port}",
-        f"{sshd.user}@{HOST}",
+        f"{sshd.user}@{ssh_host}",
     ]
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh)
@@ -1319,18 +1320,250 @@ def measure_reconnect(res: ReconnectResult, sshd: SshdServer, gw_port: int, args
                         sshd.start()
 
 
+# -- (7) WAN: the same forwards over a shaped link (netns + netem) --------------------------------
+#
+# A network namespace of our own holds the far end: an sshd (same config, listening on the
+# namespace's veth address) and the sink/source/echo server on the namespace's own loopback. The
+# forwarders and the load generator stay here; only the SSH connection crosses the veth pair,
+# which has netem on both ends (half the RTT each way, and the rate). Nothing else is routed.
+
+WAN_NS_PREFIX = "clawdbench"
+WAN_HOST, WAN_PEER = "10.213.77.1", "10.213.77.2"
+WAN_SHAPING = ["netem"]
+
+
+def delay_line_main(listen_port: int, target: str, delay_s: float) -> None:
+    """`--delay-line PORT HOST:PORT DELAY_S`: for kernels without sch_netem. A TCP relay (run in
+    the namespace, in front of its sshd) that hands each chunk on `delay_s` after it arrived, in
+    both directions, so the round trip gains 2 x delay_s; the rate comes from tbf on the veth."""
+    host, port = target.rsplit(":", 1)
+
+    async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(maxsize=256)
+
+        async def out() -> None:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    break
+                wait = due - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                w.write(data)
+                await w.drain()
+            with contextlib.suppress(OSError):
+                w.write_eof()
+
+        task = asyncio.create_task(out())
+        try:
+            while data := await r.read(65536):
+                await queue.put((loop.time() + delay_s, data))
+        except OSError:
+            pass
+        await queue.put((0.0, b""))
+        with contextlib.suppress(OSError):
+            await task
+
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        ur, uw = await asyncio.open_connection(host, int(port))
+        for s in (w, uw):
+            s.transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await asyncio.gather(pipe(r, uw), pipe(ur, w))
+        w.close()
+        uw.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, WAN_PEER, listen_port)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def wan_namespace(rtt_ms: float, mbit: int) -> Iterator[str]:
+    ns = f"{WAN_NS_PREFIX}{os.getpid()}"
+    host_if, peer_if = f"cb{os.getpid() % 100000}h", f"cb{os.getpid() % 100000}n"
+    _ip("netns", "add", ns)
+    try:
+        _ip("link", "add", host_if, "type", "veth", "peer", "name", peer_if)
+        _ip("link", "set", peer_if, "netns", ns)
+        _ip("addr", "add", f"{WAN_HOST}/30", "dev", host_if)
+        _ip("link", "set", host_if, "up")
+        _ip("-n", ns, "addr", "add", f"{WAN_PEER}/30", "dev", peer_if)
+        _ip("-n", ns, "link", "set", peer_if, "up")
+        _ip("-n", ns, "link", "set", "lo", "up")
+        half = f"{rtt_ms / 2:g}ms"
+        for prefix, dev in ((["tc"], host_if), (["ip", "netns", "exec", ns, "tc"], peer_if)):
+            probe = subprocess.run(
+                [
+                    *prefix,
+                    "qdisc",
+                    "add",
+                    "dev",
+                    dev,
+                    "root",
+                    "netem",
+                    "delay",
+                    half,
+                    "rate",
+                    f"{mbit}mbit",
+                    "limit",
+                    "100000",
+                ],
+                capture_output=True,
+                text=True,
+            )
+            if probe.returncode == 0:
+                continue
+            if "unknown" not in probe.stderr:
+                raise subprocess.CalledProcessError(probe.returncode, probe.args, probe.stdout, probe.stderr)
+            WAN_SHAPING[0] = "tbf+delay-line"  # this kernel has no sch_netem
+            subprocess.run(
+                [
+                    *prefix,
+                    "qdisc",
+                    "add",
+                    "dev",
+                    dev,
+                    "root",
+                    "tbf",
+                    "rate",
+                    f"{mbit}mbit",
+                    "burst",
+                    "64kb",
+                    "latency",
+                    "100ms",
+                ],
+                check=True,
+                capture_output=True,
+            )
+        yield ns
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            _ip("link", "del", host_if)
+        with contextlib.suppress(subprocess.CalledProcessError):
+            _ip("netns", "del", ns)
+
+
+class NsSshd(SshdServer):
+    """tests/support's sshd, started inside a network namespace (`ip netns exec`)."""
+
+    def __init__(self, ns: str, directory: Path, **kwargs: Any) -> None:
+        self.ns = ns
+        super().__init__(directory, **kwargs)
+
+    def _start_once(self, timeout: float) -> bool:
+        self._log_offset = len(self.log_text())
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns, str(SSHD), "-D", "-e", "-f", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"},
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "Server listening on" in self._log_since_start():
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.005)
+        self._kill_master()
+        return False
+
+
+def serve_in_ns_main(port: int) -> None:
+    """`--serve-in-ns PORT`: the sink/source/echo server on 127.0.0.1:PORT until killed."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((HOST, port))
+    listener.listen(64)
+    _serve_forever(listener, os.urandom(BLOCK))
+
+
+@dataclass
+class WanResult:
+    modes: dict[str, Mode] = field(default_factory=dict)
+    error: str | None = None
+
+
+def measure_wan(res: WanResult, work: Path, loadgen: Worker, args: argparse.Namespace) -> None:
+    with contextlib.ExitStack() as stack:
+        ns = stack.enter_context(wan_namespace(args.wan_rtt_ms, args.wan_mbit))
+        sshd = NsSshd(ns, work / "sshd-wan", host=WAN_PEER, port=2222, extra_config=f"Ciphers {args.cipher}")
+        stack.callback(sshd.close)
+        sshd.start()
+        ssh_port = sshd.port
+        if WAN_SHAPING[0] != "netem":
+            ssh_port = 2223
+            line = subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    sys.executable,
+                    __file__,
+                    "--delay-line",
+                    str(ssh_port),
+                    f"{WAN_PEER}:{sshd.port}",
+                    str(args.wan_rtt_ms / 2000),
+                ],
+                stdin=subprocess.DEVNULL,
+            )
+            stack.callback(stop_popen, line)
+            time.sleep(1.0)
+        known = sshd.write_known_hosts(work / "known_hosts.wan", port=ssh_port, host=WAN_PEER)
+        sink_port = 7000
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, __file__, "--serve-in-ns", str(sink_port)],
+            stdin=subprocess.DEVNULL,
+        )
+        stack.callback(stop_popen, server)
+        time.sleep(1.0)  # the server binds inside the namespace; readiness is proven by the runs
+        p = bench_profile(sshd, sink_port, host=WAN_PEER, known=known)
+        p = replace(p, ssh=replace(p.ssh, port=ssh_port)) if p.ssh else p
+        fwd = {
+            "clawd": stack.enter_context(clawd_forwarder("clawd-wan", p, work / "home", [])),
+            "ssh": stack.enter_context(
+                ssh_forwarder(
+                    sshd,
+                    args.cipher,
+                    sink_port,
+                    work / "ssh-wan.log",
+                    known=known,
+                    ssh_host=WAN_PEER,
+                    ssh_port=ssh_port,
+                )
+            )[0],
+        }
+        res.modes = {"ssh": Mode("ssh", "OpenSSH ssh -L (WAN)"), "clawd": Mode("clawd", "clawd (WAN)")}
+        wargs = argparse.Namespace(
+            runs=args.wan_runs, mib=args.wan_mib, rtt_count=args.wan_rtt_count, rtt_size=64
+        )
+        measure_transfer(list(res.modes.values()), fwd, loadgen, sshd, wargs)
+
+
 # -- profile, gateway ------------------------------------------------------------------------------
 
 
-def bench_profile(sshd: SshdServer, remote_port: int) -> Profile:
+def bench_profile(
+    sshd: SshdServer, remote_port: int, *, host: str = HOST, known: Path | None = None
+) -> Profile:
     return Profile(
         name="bench",
         ssh=SshTarget(
-            host=HOST,
+            host=host,
             user=sshd.user,
             port=sshd.port,
             identity=str(sshd.client_key_path),
-            known_hosts=str(sshd.known_hosts),
+            known_hosts=str(known or sshd.known_hosts),
         ),
         remote_host=HOST,
         remote_port=remote_port,
@@ -1395,6 +1628,7 @@ def report(
     rec: ReconnectResult,
     args: argparse.Namespace,
     notes: list[str],
+    wan: WanResult | None = None,
 ) -> str:
     cl, tu, ss, di = modes["clawd"], modes["tuned"], modes["ssh"], modes["direct"]
     header = (
@@ -1552,6 +1786,40 @@ def report(
             ),
         )
     )
+    if wan is not None and wan.modes:
+        wc, ws = wan.modes["clawd"], wan.modes["ssh"]
+        tag = f"{args.wan_rtt_ms:g} ms/{args.wan_mbit} Mbit ({WAN_SHAPING[0]})"
+        for direction, label in (("up", "upload"), ("down", "download")):
+            a, b = median(getattr(wc, direction)), median(getattr(ws, direction))
+            r = _ratio(a, b)
+            rows.append(
+                (
+                    f"(7) WAN {tag} {label} {args.wan_mib} MiB [MB/s]",
+                    _spread(getattr(wc, direction), ".1f"),
+                    "",
+                    _spread(getattr(ws, direction), ".1f"),
+                    "-",
+                    xr(r),
+                    "",
+                    ">= 0.95x",
+                    _verdict(r >= 0.95 if r else None),
+                )
+            )
+        a, b = (wc.rtt or {}).get("p50_us"), (ws.rtt or {}).get("p50_us")
+        r = _ratio(a, b)
+        rows.append(
+            (
+                f"(7) WAN {tag} echo 64 B p50 [ms]",
+                _f(a / 1000 if a else None, ".2f"),
+                "",
+                _f(b / 1000 if b else None, ".2f"),
+                "-",
+                xr(r),
+                "",
+                "<= 1.05x",
+                _verdict(r <= 1.05 if r else None),
+            )
+        )
 
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join("-" * w for w in widths)
@@ -1582,6 +1850,8 @@ def report(
     for mo in modes.values():
         if mo.error:
             out.append(f"{mo.label}: ERROR {mo.error}")
+    if wan is not None and wan.error:
+        out.append(f"wan: ERROR {wan.error}")
     for name, r in (("start", start), ("detect", detect), ("reconnect", rec)):
         if r.error:
             out.append(f"{name}: ERROR {r.error}")
@@ -1608,7 +1878,7 @@ def run(args: argparse.Namespace) -> str:
         "ssh": Mode("ssh", "OpenSSH ssh -L"),
         "direct": Mode("direct", "direct TCP"),
     }
-    start, detect, rec = StartResult(), DetectResult(), ReconnectResult()
+    start, detect, rec, wan = StartResult(), DetectResult(), ReconnectResult(), WanResult()
     notes: list[str] = []
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="clawd-tunnel-bench-")))
@@ -1665,10 +1935,15 @@ def run(args: argparse.Namespace) -> str:
                     measure_reconnect(rec, sshd, gw_port, args)
                 except (RuntimeError, TimeoutError, AssertionError, OSError) as exc:
                     rec.error = f"{type(exc).__name__}: {exc}"
-    return report(modes, start, detect, rec, args, notes)
+        if "wan" in args.phases:
+            try:
+                measure_wan(wan, work, loadgen, args)
+            except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
+                wan.error = f"{type(exc).__name__}: {exc}"
+    return report(modes, start, detect, rec, args, notes, wan)
 
 
-PHASES = ("throughput", "start", "detect", "reconnect")
+PHASES = ("throughput", "start", "detect", "reconnect", "wan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1694,7 +1969,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--only", nargs="*", choices=PHASES, default=list(PHASES), help="run only these phases (default: all)"
     )
+    ap.add_argument("--wan-rtt-ms", type=float, default=20.0, help="WAN row: round trip (default 20)")
+    ap.add_argument("--wan-mbit", type=int, default=100, help="WAN row: rate each way (default 100)")
+    ap.add_argument("--wan-mib", type=int, default=32, help="WAN row: MiB per bulk run (default 32)")
+    ap.add_argument("--wan-runs", type=int, default=3, help="WAN row: bulk runs per mode (default 3)")
+    ap.add_argument("--wan-rtt-count", type=int, default=200, help="WAN row: echoes (default 200)")
+    ap.add_argument("--serve-in-ns", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--delay-line", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.delay_line:
+        delay_line_main(int(args.delay_line[0]), args.delay_line[1], float(args.delay_line[2]))
+        return 0
+    if args.serve_in_ns:
+        serve_in_ns_main(args.serve_in_ns)
+        return 0
     args.phases = set(args.only)
     if min(args.mib, args.runs, args.rtt_count, args.starts, args.detect_runs, args.reconnect_runs) < 1:
         ap.error("counts must be >= 1")
