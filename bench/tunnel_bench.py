@@ -22,7 +22,7 @@ one clawd-gateway process. Measured:
   (5) reconnect: sshd stopped and its sessions killed, down for --downtime s, started again; time
       from sshd's readiness ("Server listening") to `healthy`, for the stock supervisor and with a
       prototype reachability poll (TCP connect to the SSH port during backoff);
-  (6) idle CPU over --idle-seconds of the connected `clawd connect` process and of an `ssh -f -N -L`.
+  (6) idle CPU over --idle-seconds of the clawd agent holding the tunnel and of an `ssh -f -N -L`.
 
 Everything listens on 127.0.0.1 only; every process started here is stopped in a finally block.
 """
@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -1082,8 +1083,9 @@ def clawd_cmd() -> list[str]:
 
 
 @contextlib.contextmanager
-def clawd_connect(profile: Profile, work: Path, tag: str) -> Iterator[tuple[subprocess.Popen[str], float]]:
-    """`clawd connect NAME` as a real process; yields it with start -> `healthy` seconds."""
+def clawd_connect(profile: Profile, work: Path, tag: str) -> Iterator[tuple[int, float]]:
+    """`clawd connect NAME` as a real process (it starts the agent, which hosts the tunnel);
+    yields the agent's pid and start -> `healthy` seconds; stops both."""
     cfg, state, home = work / f"cfg-{tag}", work / f"state-{tag}", work / "home"
     for d in (cfg, state, home):
         d.mkdir(parents=True, exist_ok=True)
@@ -1116,10 +1118,12 @@ def clawd_connect(profile: Profile, work: Path, tag: str) -> Iterator[tuple[subp
         if not healthy.wait(30):
             raise RuntimeError("clawd connect not healthy in 30 s: " + " | ".join(x for _, x in lines[-6:]))
         t_healthy = next(t for t, x in lines if len(x.split()) > 1 and x.split()[1] == "healthy")
-        yield proc, t_healthy - t0
+        lock = json.loads((state / "run" / "agent.lock").read_text().split("\0")[0])
+        yield int(lock["pid"]), t_healthy - t0
     finally:
         stop_popen(proc, grace=10)
         reader.join(5)
+        subprocess.run([*clawd_cmd(), "agent", "--stop"], env=env, capture_output=True, timeout=30)
 
 
 @contextlib.contextmanager
@@ -1164,17 +1168,17 @@ def measure_start(
         say(f"start {i + 1}/{args.starts}: Supervisor (in-process) {res.supervisor[-1]:.3f} s")
         last = i == args.starts - 1
         profile = replace(base, name=f"bench{i}", local_port=free_port())
-        with clawd_connect(profile, work, str(i)) as (proc, elapsed):
+        with clawd_connect(profile, work, str(i)) as (agent_pid, elapsed):
             res.clawd_cli.append(elapsed)
             say(f"start {i + 1}/{args.starts}: clawd connect (process) {elapsed:.3f} s")
             if last and args.idle_seconds > 0:
                 with ssh_background(sshd, gw_port, args.cipher) as (ssh_pid, _):
-                    measure_idle(res, proc.pid, ssh_pid, args.idle_seconds)
+                    measure_idle(res, agent_pid, ssh_pid, args.idle_seconds)
 
 
 def measure_idle(res: StartResult, clawd_pid: int, ssh_pid: int, seconds: float) -> None:
     time.sleep(1.0)  # let the first probe and the port guard settle
-    say(f"idle CPU of the connected clawd connect and ssh -N -L over {seconds:g} s ...")
+    say(f"idle CPU of the clawd agent holding the tunnel and ssh -N -L over {seconds:g} s ...")
     c0, s0, t0 = cpu_s(clawd_pid), cpu_s(ssh_pid), time.monotonic()
     time.sleep(seconds)
     c1, s1, t1 = cpu_s(clawd_pid), cpu_s(ssh_pid), time.monotonic()
@@ -1774,7 +1778,7 @@ def report(
     rows.append(
         (
             f"(6) idle CPU over {start.idle_seconds:.0f} s [% of a core]",
-            _f(start.idle_clawd_pct, ".2f", "%") + " CLI",
+            _f(start.idle_clawd_pct, ".2f", "%") + " agent",
             "",
             _f(start.idle_ssh_pct, ".2f", "%"),
             "-",
@@ -1846,7 +1850,7 @@ def report(
     if detect.clawd_reason or detect.ssh_reason:
         out.append(f"(4) clawd: {detect.clawd_reason!r}; ssh: {detect.ssh_reason!r}")
     if start.cli_rss_mib is not None:
-        out.append(f"(6) clawd connect RSS {start.cli_rss_mib:.0f} MiB")
+        out.append(f"(6) clawd agent RSS {start.cli_rss_mib:.0f} MiB")
     for mo in modes.values():
         if mo.error:
             out.append(f"{mo.label}: ERROR {mo.error}")
