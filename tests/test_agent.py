@@ -233,3 +233,13 @@ def test_subscribers_are_told_when_the_agent_stops_on_purpose(client_env):
         assert clawd(["agent", "--stop"], client_env).returncode == 0
         assert list(client.events(timeout=30)) == []
         assert client.closed and client.agent_stopping  # a tray then waits instead of restarting it
+
+
+def test_a_new_secret_reaches_a_tunnel_that_is_up(client_env, sshd, gateway):
+    env = client_env
+    add_profile(env, sshd, gateway.port, "vps", token="not-the-gateway-token-0123456789")
+    r = clawd(["up", "vps"], env)
+    assert r.returncode == 4 and "clawd secret set vps" in r.stderr, r.stdout + r.stderr  # refused
+    r = clawd(["secret", "set", "vps"], env, input=gateway.token + "\n")
+    assert r.returncode == 0 and "the agent reconnects vps" in r.stdout, r.stdout + r.stderr
+    wait_state(lambda s: s.state == "healthy", "vps", what="healthy with the new secret")

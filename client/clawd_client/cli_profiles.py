@@ -557,7 +557,23 @@ def cmd_secret_set(args: argparse.Namespace) -> int:
         out.write(
             f"note: {override.source.removeprefix('env ')} is set here and overrides the stored {kind}\n"
         )
+    if kind == profile.auth and _reconnect_if_up(profile.name):
+        out.write(f"the agent reconnects {profile.name} with it now\n")
     return EXIT_OK
+
+
+def _reconnect_if_up(name: str) -> bool:
+    """A tunnel that is up keeps the secret it read for its connection: have it read the new one."""
+    from . import api
+
+    client = api.running()
+    if client is None:
+        return False
+    with client:
+        try:
+            return bool(client.request("reconnect", profiles=[name]).get("reconnecting"))
+        except UserError:  # not up: it reads the keyring when it comes up
+            return False
 
 
 @_handled

@@ -16,7 +16,7 @@ _EXPORTS = {
     "MultiSupervisor": "multipath",
     "PathState": "state",
     "supervisor_for": "multipath",
-    "needs_user": "runner",
+    "needs_user": "attention",
     "TunnelStatus": "state",
     "Hop": "state",
     "AgentInfo": "state",
@@ -55,6 +55,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from .attention import needs_user
     from .hostkeys import (
         HostKeyChanged,
         HostKeyPolicy,
@@ -73,7 +74,7 @@ if TYPE_CHECKING:
     from .ports import check_port
     from .probe import ProbeResult, probe_gateway
     from .relay import Upstream, bridge
-    from .runner import Supervisor, needs_user
+    from .runner import Supervisor
     from .ssh import CONNECT_TIMEOUT, SshClient, TunnelError, connect_options, resolve_target
     from .state import UP_STATES, AgentInfo, Hop, PathState, TunnelStatus, worst
     from .tailscale import is_tailnet_ip

@@ -24,18 +24,18 @@ from clawd_gateway.secret import Secret
 
 from ..profiles import Profile
 from . import machine as m
+from .attention import exit_code, needs_user
 from .listener import HeldListener, Opener
 from .paths import Opened, SshPath, UrlPath, path_for
 from .probe import ProbeResult, probe_gateway
 from .ssh import TunnelError
 from .state import Hop, TunnelStatus
-from .wake import detect, take_sample
+from .wakewatch import WakeWatch
 
 log = logging.getLogger("clawd.engine")
 
 SecretProvider = Callable[[], "Secret | None"]
 Listener = Callable[[TunnelStatus], None]
-WAKE_POLL_S = 2.0
 
 
 class Supervisor:
@@ -53,6 +53,10 @@ class Supervisor:
         self.profile = profile
         self.path = path or path_for(profile)
         self._secret = secret
+        # The secret read for the current connection (keyed by generation): a Secret Service read
+        # costs milliseconds of CPU here and more in the keyring and D-Bus daemons, so a healthy
+        # tunnel reads it once per connection, and again after the gateway refuses it.
+        self._secret_for_gen: tuple[int, Secret | None] | None = None
         self.accept_new = accept_new
         pol = policy or m.Policy(probe_interval=profile.probe_interval)
         self.machine = m.Machine(pol)
@@ -70,7 +74,7 @@ class Supervisor:
         self._open_task: asyncio.Task[None] | None = None
         self._probe_task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._wake_task: asyncio.Task[None] | None = None
+        self._wake_off: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.local_port = profile.local_port
         self.note: str | None = None
@@ -122,7 +126,7 @@ class Supervisor:
 
     async def run(self, start: bool = True) -> m.Snapshot:
         self._loop = asyncio.get_running_loop()
-        self._wake_task = asyncio.create_task(self._watch_wake(), name="clawd-wake")
+        self._wake_off = WakeWatch.of(self._loop).subscribe(self._woke)
         if start:
             self._queue.put_nowait((None, m.Start(self.now())))
         self._publish()
@@ -280,8 +284,13 @@ class Supervisor:
         if self._tunnel is not None and not self._reusing and self._tunnel.probe_url:
             url = self._tunnel.probe_url
         try:
-            # Off the loop: a locked keyring may block on an unlock prompt, and keepalives must not.
-            secret = await asyncio.to_thread(self._secret)
+            cached = self._secret_for_gen
+            if cached is not None and cached[0] == gen:
+                secret = cached[1]
+            else:
+                # Off the loop: a locked keyring may block on an unlock prompt; keepalives must not.
+                secret = await asyncio.to_thread(self._secret)
+                self._secret_for_gen = (gen, secret)
         except Exception as exc:  # a keyring failure must not kill the supervisor
             self._queue.put_nowait(
                 (gen, m.ProbeFailed(self.now(), m.ProbeFailure.AUTH, f"cannot read the secret: {exc}"))
@@ -301,6 +310,8 @@ class Supervisor:
             self._queue.put_nowait((gen, m.LinkLost(self.now(), reason)))
         else:
             assert result.failure is not None
+            if result.failure is m.ProbeFailure.AUTH:
+                self._secret_for_gen = None  # refused: read the keyring again next time
             self.detail_code = result.detail_code
             message = result.message
             why = self.listener.last_error if self.listener is not None else None
@@ -330,25 +341,16 @@ class Supervisor:
             return
         self._queue.put_nowait((None, m.Reachable(self.now())))
 
-    async def _watch_wake(self) -> None:
-        prev = await asyncio.to_thread(take_sample)
-        while True:
-            await asyncio.sleep(WAKE_POLL_S)
-            cur = await asyncio.to_thread(take_sample)
-            reason = detect(prev, cur)
-            prev = cur
-            if reason:
-                log.info("%s: re-checking now", reason)
-                self._queue.put_nowait((None, m.Wake(self.now(), reason)))
+    def _woke(self, reason: str) -> None:
+        self._queue.put_nowait((None, m.Wake(self.now(), reason)))
 
     async def _shutdown(self) -> None:
         self._cancel_timer()
         if self._reach_task is not None:
             self._reach_task.cancel()
-        if self._wake_task is not None:
-            self._wake_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._wake_task
+        if self._wake_off is not None:
+            self._wake_off()
+            self._wake_off = None
         await self._close_tunnel()
         if self.listener is not None:
             listener, self.listener = self.listener, None
@@ -372,7 +374,7 @@ class Supervisor:
             needs_user=needs,
             fingerprint=fp,
             fix=fix,
-            exit_code=_exit_code(self.last_cause) if s.state is m.State.FATAL else None,
+            exit_code=exit_code(self.last_cause) if s.state is m.State.FATAL else None,
             profile=p.name,
             pid=os.getpid(),
             method=p.method,
@@ -407,28 +409,3 @@ class Supervisor:
             except Exception:  # a broken listener (UI) must not stop the engine
                 log.exception("status listener failed")
 
-
-def needs_user(profile: str, s: m.Snapshot, cause: BaseException | None) -> tuple[str | None, ...]:
-    """(kind, fingerprint, fix) when only the user can move this tunnel on, else Nones."""
-    from .hostkeys import HostKeyChanged, HostKeyUnknown, fingerprint
-
-    if s.state is m.State.DEGRADED and s.degraded is m.Degraded.AUTH:
-        return "gateway-auth", None, f"store the gateway's current secret: clawd secret set {profile}"
-    if s.state is not m.State.FATAL:
-        return None, None, None
-    if isinstance(cause, HostKeyUnknown):
-        fix = (
-            "compare it with the server's (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then "
-            f"trust it: clawd up {profile} --accept-new"
-        )
-        return "host-key-unknown", fingerprint(cause.key), fix
-    if isinstance(cause, HostKeyChanged):
-        return "host-key-changed", fingerprint(cause.key), cause.fix
-    message = s.last_error or str(cause or "")
-    if "authentication" in message and "refused" in message:
-        return "ssh-auth", None, "check the profile's --identity and the server's authorized_keys"
-    return "setup", None, getattr(cause, "fix", None) or f"run: clawd doctor {profile}"
-
-
-def _exit_code(cause: BaseException | None) -> int:
-    return int(cause.exit_code) if isinstance(cause, UserError) else 4
