@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 
 from clawd_gateway.errors import UserError
@@ -55,9 +56,26 @@ def _lock() -> InstanceLock:
     return lock
 
 
+IO_THREADS = 4  # keyring reads and wake samples (asyncio.to_thread); a few tunnels at a time
+
+
+async def _fixed_io_threads() -> None:
+    """A named pool of IO_THREADS threads, all started now: asyncio's default pool adds a thread
+    whenever none is idle and never retires one, so an agent that runs for weeks would show its
+    thread count creeping up to the pool's limit; this way it is the same from the first minute."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    loop = asyncio.get_running_loop()
+    pool = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="clawd-io")
+    loop.set_default_executor(pool)
+    started = threading.Barrier(IO_THREADS)
+    await asyncio.gather(*(loop.run_in_executor(pool, started.wait) for _ in range(IO_THREADS)))
+
+
 async def serve() -> int:
     lock = _lock()
     try:
+        await _fixed_io_threads()
         host = AgentHost()
         path = agent_socket()
         info = {
