@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from clawd_client.setup_remote.plan import (
     add_line,
     auth_from_config,
+    choose_secret,
     config_port,
     key_line,
     loose_json,
@@ -71,3 +72,33 @@ def test_config_reading() -> None:
     auth = auth_from_config(cfg, {"TOK": "s3cret"})
     assert (auth.mode, auth.secret) == ("token", "s3cret")
     assert auth_from_config({"gateway": {"auth": {"password": "pw"}}}, {}).mode == "password"
+
+
+def test_secret_precedence_is_the_projects_one() -> None:
+    """flag > config > OPENCLAW_* > CLAWDBOT_* (clawd_gateway.secret_sources), wherever the env is."""
+    args = {"flag": None, "config_secret": "from-config", "config_source": "/h/.openclaw/openclaw.json"}
+    env = {"OPENCLAW_GATEWAY_TOKEN": "from-env"}
+    # a config secret is not overwritten by the process's or the unit's environment
+    assert choose_secret("token", **args, proc_env=env, unit_env=env) == (
+        "from-config",
+        "/h/.openclaw/openclaw.json",
+    )
+    assert choose_secret("token", **{**args, "flag": "from-flag"}, proc_env=env, unit_env={}) == (
+        "from-flag",
+        "the gateway's command line",
+    )
+    no_config = {**args, "config_secret": None}
+    # OPENCLAW_* (here only in the unit) beats a leftover CLAWDBOT_* in the process
+    assert choose_secret("token", **no_config, proc_env={"CLAWDBOT_GATEWAY_TOKEN": "old"}, unit_env=env) == (
+        "from-env",
+        "its systemd unit (OPENCLAW_GATEWAY_TOKEN)",
+    )
+    assert choose_secret("password", **no_config, proc_env=env, unit_env={}) is None
+
+
+def test_auth_flag_mode_takes_the_configs_secret_for_that_mode() -> None:
+    cfg = {"gateway": {"auth": {"mode": "token", "token": "t", "password": "p"}}}
+    assert (auth_from_config(cfg, {}, "password").mode, auth_from_config(cfg, {}, "password").secret) == (
+        "password",
+        "p",
+    )

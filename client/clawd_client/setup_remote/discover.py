@@ -16,19 +16,20 @@ import posixpath
 import shlex
 from dataclasses import dataclass, field
 
+from clawd_gateway import secret_sources
 from clawd_gateway.errors import UserError
 
 from .plan import (
     GatewayAuth,
     Listener,
     auth_from_config,
+    choose_secret,
     config_port,
     flag_value,
     loose_json,
     parse_environ,
     parse_proc_net_tcp,
     parse_ss,
-    secret_from_env,
 )
 from .remote import Remote
 
@@ -212,25 +213,26 @@ async def _auth(
 ) -> GatewayAuth:
     unit_env = await _unit_env(remote) if found.kind == "openclaw" else {}
     merged = {**unit_env, **proc_env}
-    auth = auth_from_config(config, merged) if config is not None else GatewayAuth()
-    if auth.secret:
-        auth.source = config_path or ""
     cmd_mode = flag_value(argv, "--auth")
-    if cmd_mode in ("token", "password", "none"):
-        auth.mode = cmd_mode
-    for source, value in (
-        ("the gateway's command line", flag_value(argv, f"--{auth.mode}")),
-        ("the gateway's environment", secret_from_env(proc_env, auth.mode)),
-        ("its systemd unit", secret_from_env(unit_env, auth.mode)),
-    ):
-        if value:
-            auth.secret, auth.source = value, source
-            break
+    mode = cmd_mode if cmd_mode in ("token", "password", "none") else None
+    auth = auth_from_config(config, merged, mode)  # the mode in force and the config's secret for it
+    config_secret, auth.secret = auth.secret, None
+    if auth.mode in ("token", "password"):
+        chosen = choose_secret(
+            auth.mode,
+            flag=flag_value(argv, f"--{auth.mode}"),
+            config_secret=config_secret,
+            config_source=config_path or "",
+            proc_env=proc_env,
+            unit_env=unit_env,
+        )
+        if chosen is not None:
+            auth.secret, auth.source = chosen
     if not auth.secret and found.kind == "clawd" and auth.mode == "token":
         env_file = _env_file(await _maybe_read(remote, CLAWD_ENV_FILE) or "")
-        value = secret_from_env(env_file, "token")
+        value = secret_sources.find_env("token", env_file)
         if value:
-            auth.secret, auth.source = value, CLAWD_ENV_FILE
+            auth.secret, auth.source = value[1], CLAWD_ENV_FILE
         else:
             state = proc_env.get("CLAWD_STATE_DIR")
             token_file = posixpath.join(state, "gateway.token") if state else CLAWD_TOKEN_FILE

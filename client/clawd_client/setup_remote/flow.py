@@ -177,8 +177,9 @@ class Run:
         return self.summary
 
     async def _install(self, remote: Any, port: int) -> GatewayAuth:
+        from clawd_gateway.secret_sources import find_env
+
         from .install import install_gateway
-        from .plan import secret_from_env
 
         result = await install_gateway(
             remote, port=port, source=self.opts.source, system=self.opts.system, yes=self.opts.yes,
@@ -204,7 +205,8 @@ class Run:
         env = dict(
             line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
         )
-        token = secret_from_env({k.strip(): v.strip().strip("\"'") for k, v in env.items()}, "token")
+        found = find_env("token", {k.strip(): v.strip().strip("\"'") for k, v in env.items()})
+        token = found[1] if found else None
         if not token:
             raise UserError(
                 f"{remote.target}: the installed gateway's token file {result.token_file} holds no token"

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from clawd_gateway import secret_sources
+
 #: The steps in the order they run: (id, title). The progress reporter shows them as a list.
 STEPS: tuple[tuple[str, str], ...] = (
     ("login", "log in to the VPS"),
@@ -35,10 +37,6 @@ UNDO_STEPS: tuple[tuple[str, str], ...] = (
 )
 
 KEY_COMMENT_PREFIX = "clawd-"
-SECRET_VARS = {
-    "token": ("OPENCLAW_GATEWAY_TOKEN", "CLAWDBOT_GATEWAY_TOKEN"),
-    "password": ("OPENCLAW_GATEWAY_PASSWORD", "CLAWDBOT_GATEWAY_PASSWORD"),
-}
 
 
 def key_path_name(name: str) -> str:
@@ -186,13 +184,15 @@ class GatewayAuth:
     source: str = ""  # where the secret was read, for the summary (a path or "process environment")
 
 
-def auth_from_config(config: Any, env: dict[str, str]) -> GatewayAuth:
+def auth_from_config(config: Any, env: dict[str, str], mode: str | None = None) -> GatewayAuth:
     """gateway.auth.{mode,token,password} of an OpenClaw/clawd config; `${VAR}` values are looked
-    up in `env` (the gateway's own environment or env file)."""
+    up in `env` (the gateway's own environment or env file). `mode` (the gateway's `--auth` flag)
+    overrides the config's, so the secret returned is the one of the mode in force."""
     gateway = config.get("gateway") if isinstance(config, dict) else None
     auth = gateway.get("auth") if isinstance(gateway, dict) else None
     auth = auth if isinstance(auth, dict) else {}
-    mode = auth.get("mode") if isinstance(auth.get("mode"), str) else None
+    if mode is None:
+        mode = auth.get("mode") if isinstance(auth.get("mode"), str) else None
     token, password = _value(auth.get("token"), env), _value(auth.get("password"), env)
     if mode is None:
         mode = "password" if password and not token else "token"
@@ -210,11 +210,33 @@ def _value(raw: Any, env: dict[str, str]) -> str | None:
     return env.get(ref.group(1)) if ref else raw
 
 
-def secret_from_env(env: dict[str, str], mode: str) -> str | None:
-    for var in SECRET_VARS.get(mode, ()):
-        if env.get(var):
-            return env[var]
-    return None
+def choose_secret(
+    mode: str,
+    *,
+    flag: str | None,
+    config_secret: str | None,
+    config_source: str,
+    proc_env: dict[str, str],
+    unit_env: dict[str, str],
+) -> tuple[str, str] | None:
+    """(secret, where it was read) for the gateway's auth `mode`, in the project's one order
+    (clawd_gateway.secret_sources): its command-line flag > its config > OPENCLAW_* > CLAWDBOT_*.
+    The environment is the process's, with its systemd unit's filling in what the process's
+    (unreadable, or not shown) lacks."""
+    env = {**unit_env, **proc_env}
+    found = secret_sources.pick(
+        mode, env, flag=flag, flag_name="the gateway's command line",
+        config=config_secret, config_key=config_source,
+    )  # fmt: skip
+    if found is None:
+        return None
+    if found.source == "the gateway's command line":
+        return found.value, found.source
+    if found.source.startswith("config "):
+        return found.value, config_source or found.source
+    var = found.source.removeprefix("env ")
+    where = "the gateway's environment" if proc_env.get(var) == found.value else "its systemd unit"
+    return found.value, f"{where} ({var})"
 
 
 def config_port(config: Any) -> int | None:
@@ -250,6 +272,7 @@ __all__ = [
     "Listener",
     "add_line",
     "auth_from_config",
+    "choose_secret",
     "config_port",
     "flag_value",
     "key_line",
@@ -259,5 +282,4 @@ __all__ = [
     "parse_proc_net_tcp",
     "parse_ss",
     "remove_line",
-    "secret_from_env",
 ]
