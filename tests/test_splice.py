@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -229,3 +231,32 @@ def test_gateway_run_imports_no_client_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("make_loop", LOOPS)
+def test_a_held_client_that_gives_up_is_dropped_at_once(make_loop):
+    """While held, the client's socket is still watched: one that is reset (killed, timed out by
+    its OS) is forgotten; it would otherwise count as held and take a release slot when the path
+    comes back. (A FIN is a half-close: that client may still wait for the answer, so it stays.)"""
+
+    async def main() -> tuple[int, int]:
+        lst = HeldListener(hold_s=60)
+        port = await lst.bind(0)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"hello")
+        await writer.drain()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while lst.held != 1 and loop.time() < deadline:  # an event we cannot await: poll briefly
+            await asyncio.sleep(0.01)
+        held_before = lst.held
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+        writer.transport.abort()
+        while lst.held != 0 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        held_after = lst.held
+        await lst.close()
+        return held_before, held_after
+
+    assert run_on(make_loop, main()) == (1, 0)

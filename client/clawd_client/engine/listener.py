@@ -29,6 +29,7 @@ RETRY_MAX_S = 1.0  # is retried with a short backoff until the hold deadline
 # a gateway counts unauthenticated sockets per address (behind a tunnel they all share one), and
 # a herd of handshakes released at once after an outage would be refused there (HTTP 503).
 RELEASE_BURST = 16
+HELD_CAP = 64 * 1024  # bytes read from a held client before its reading is paused
 RELEASE_WINDOW_S = 0.1
 HIGH_WATER = 4 * CHUNK  # bytes queued toward a slow side before the other side is paused
 
@@ -101,8 +102,9 @@ async def pump(reader: Reader, writer: Writer) -> None:
 
 
 class _Client(asyncio.Protocol):
-    """The accepted client socket. Held: reading is paused from the first moment, so its bytes
-    wait in the kernel (neither lost nor reordered) until an upstream exists. Spliced: each
+    """The accepted client socket. Held: up to HELD_CAP bytes are read and kept in order (the
+    rest waits in the kernel), so a client that gives up while held is noticed (EOF/reset) and
+    dropped instead of taking a slot when the path returns. Spliced: each
     `data_received` goes straight to the upstream (one call, no task wake-up and no extra
     buffer); a full side pauses reading on the other (asyncio's write-buffer limits, asyncssh's
     channel window)."""
@@ -113,7 +115,8 @@ class _Client(asyncio.Protocol):
         self.peer: Half | None = None  # the upstream, once spliced by callbacks
         self.reader: asyncio.StreamReader | None = None  # the generic (stream) splice instead
         self.done = asyncio.get_running_loop().create_future()  # both directions finished
-        self._early: list[bytes] = []  # read before the splice (uvloop may read once while paused)
+        self._early: list[bytes] = []  # read while held (up to HELD_CAP), sent first on the splice
+        self._early_size = 0
         self._eof_in = False  # the client sent EOF (or is gone)
         self._eof_out = False  # the upstream sent EOF to the client
         self._writable = asyncio.Event()
@@ -123,7 +126,6 @@ class _Client(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports implement asyncio.Transport without subclassing it)
         self.transport = transport = cast(asyncio.Transport, transport)
-        transport.pause_reading()
         transport.set_write_buffer_limits(high=HIGH_WATER)
         self._owner._spawn(self)
 
@@ -132,9 +134,11 @@ class _Client(asyncio.Protocol):
             self.peer.write(data)
         elif self.reader is not None:
             self.reader.feed_data(data)
-        else:  # held: keep it, in order, and stop reading
+        else:  # held: keep it, in order; past HELD_CAP leave the rest in the kernel
             self._early.append(data)
-            self.pause_reading()
+            self._early_size += len(data)
+            if self._early_size >= HELD_CAP:
+                self.pause_reading()
 
     def eof_received(self) -> bool:
         self._eof_in = True
@@ -367,7 +371,14 @@ class HeldListener:
         self._clients.add(client)
         up_writer: Any = None
         try:
-            up = await self._upstream()
+            opening = asyncio.ensure_future(self._upstream())
+            await asyncio.wait({opening, client.done}, return_when=asyncio.FIRST_COMPLETED)
+            if not opening.done():  # the client gave up while held: stop waiting for it
+                opening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await opening
+                return
+            up = opening.result()
             if up is None:
                 self.expired += 1
                 return
