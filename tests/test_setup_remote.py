@@ -295,3 +295,75 @@ def test_dry_run_changes_nothing(tmp_path: Path, client_env: dict[str, str]) -> 
         assert vps.authorized_keys.read_bytes() == before
         assert not (Path(env["HOME"]) / ".ssh" / "clawd_vps").exists()
         assert os.listdir(vps.home / ".ssh") == ["authorized_keys"]
+
+
+# --- the key line is matched by key, not as a whole line ------------------------------------------
+
+_STUB_GATEWAY = (  # one write: the probe reads the answer with a single read
+    "import socket, sys\n"
+    "s = socket.create_server(('127.0.0.1', int(sys.argv[1])))\n"
+    "while True:\n"
+    "    c, _ = s.accept()\n"
+    "    c.recv(4096)\n"
+    "    c.sendall(b'HTTP/1.0 200 OK\\r\\nContent-Length: 11\\r\\n\\r\\n{\"ok\":true}')\n"
+    "    c.close()\n"
+)
+
+
+def _stub_gateway(vps: Vps, port: int, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """Something that answers the gateways' `GET /health` like one, its token in its environment."""
+    proc = vps.popen(
+        [SYSTEM_PY, "-c", _STUB_GATEWAY, str(port)],
+        {"PATH": "/usr/bin:/bin", "OPENCLAW_GATEWAY_TOKEN": TOKEN}, tmp_path / f"stub-{port}.log",
+    )  # fmt: skip
+    _wait_listening(port)
+    return proc
+
+
+def test_new_gateway_port_rewrites_our_line_and_undo_restores_the_file(
+    tmp_path: Path, client_env: dict[str, str]
+) -> None:
+    env = _env(client_env)
+    with vps_account(tmp_path) as vps:
+        vps.authorize(admin_key(Path(env["HOME"])))
+        before = vps.authorized_keys.read_bytes()
+        old, new = free_port(), free_port()
+        stubs = [_stub_gateway(vps, old, tmp_path), _stub_gateway(vps, new, tmp_path)]
+        try:
+            _setup(vps, env, "--yes", "--remote-port", str(old))  # "up" may fail on the stub: no matter
+            ours = [ln for ln in vps.authorized_keys.read_text().splitlines() if ln.endswith(" clawd-vps")]
+            assert len(ours) == 1 and f'permitopen="127.0.0.1:{old}"' in ours[0]
+            _setup(vps, env, "--yes", "--remote-port", str(new))
+            ours = [ln for ln in vps.authorized_keys.read_text().splitlines() if ln.endswith(" clawd-vps")]
+            assert len(ours) == 1 and f'permitopen="127.0.0.1:{new}"' in ours[0], ours
+            undo = clawd(["setup-remote", "--undo", "vps", "--yes"], env, timeout=60)
+            assert undo.returncode == 0, show(undo)
+            assert vps.authorized_keys.read_bytes() == before
+        finally:
+            for stub in stubs:
+                stop_process(stub)
+
+
+def test_an_unrestricted_line_for_the_tunnel_key_is_refused(
+    tmp_path: Path, client_env: dict[str, str]
+) -> None:
+    env = _env(client_env)
+    home = Path(env["HOME"])
+    with vps_account(tmp_path) as vps:
+        vps.authorize(admin_key(home))
+        key = home / ".ssh" / "clawd_vps"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "me@laptop", "-f", str(key)], check=True
+        )
+        vps.authorize(key.with_name("clawd_vps.pub").read_text())  # full shell access for that key
+        before = vps.authorized_keys.read_bytes()
+        port = free_port()
+        stub = _stub_gateway(vps, port, tmp_path)
+        try:
+            r = _setup(vps, env, "--yes", "--remote-port", str(port))
+            assert r.returncode == 1, show(r)
+            assert f"{vps.authorized_keys} line 2 already holds this key (me@laptop)" in r.stderr, show(r)
+            assert "Traceback" not in r.stderr
+            assert vps.authorized_keys.read_bytes() == before
+        finally:
+            stop_process(stub)

@@ -3,16 +3,19 @@ it once and removing it byte for byte, and reading what the VPS reported."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from clawd_client.setup_remote.plan import (
+    KeyLineConflict,
     add_line,
     auth_from_config,
     choose_secret,
     config_port,
     key_line,
     loose_json,
+    parse_key_line,
     parse_proc_net_tcp,
     parse_ss,
     remove_line,
@@ -33,10 +36,10 @@ def test_key_line_restricts_to_the_gateway_port() -> None:
 @given(lines, st.booleans())
 def test_add_then_remove_is_byte_identical(existing: list[str], final_newline: bool) -> None:
     text = "\n".join(existing) + ("\n" if final_newline and existing else "")
-    added, changed = add_line(text, LINE)
-    assert changed and added.endswith(LINE + "\n")
-    again, changed_again = add_line(added, LINE)
-    assert again == added and not changed_again
+    added, how = add_line(text, LINE)
+    assert how == "added" and added.endswith(LINE + "\n")
+    again, how_again = add_line(added, LINE)
+    assert again == added and how_again == "unchanged"
     newline_added = bool(text) and not text.endswith("\n")
     back, removed = remove_line(added, LINE, newline_added)
     assert removed and back == text
@@ -102,3 +105,49 @@ def test_auth_flag_mode_takes_the_configs_secret_for_that_mode() -> None:
         "password",
         "p",
     )
+
+
+BLOB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9xdGVzdGtleWJsb2I"
+
+
+def test_a_new_gateway_port_replaces_our_line_in_place_and_undo_restores_the_file() -> None:
+    original = "ssh-ed25519 AAAA admin\n"
+    first, _ = add_line(original, LINE)
+    first += "ssh-ed25519 BBBB later\n"
+    moved = key_line(PUB, "vps", 28790)
+    second, how = add_line(first, moved)
+    assert how == "replaced"
+    assert second == f"ssh-ed25519 AAAA admin\n{moved}\nssh-ed25519 BBBB later\n"
+    back, removed = remove_line(second, moved, False)
+    assert removed and back == "ssh-ed25519 AAAA admin\nssh-ed25519 BBBB later\n"
+
+
+def test_copies_of_our_line_left_by_older_runs_collapse_into_one() -> None:
+    older = key_line(PUB, "vps", 1111)
+    text = f"{older}\r\nssh-ed25519 AAAA admin\n{LINE}\n"
+    new, how = add_line(text, LINE)
+    assert how == "replaced" and new == f"{LINE}\r\nssh-ed25519 AAAA admin\n"
+
+
+@pytest.mark.parametrize(
+    "existing",
+    [
+        f"{BLOB} me@laptop",  # the same key, unrestricted: it would keep full shell access
+        f"{BLOB} clawd-vps",  # our comment, but no `restrict`
+        f'restrict,command="echo a b" {BLOB} someone-else',  # restricted, but not ours
+    ],
+)
+def test_another_line_for_the_same_key_is_refused(existing: str) -> None:
+    with pytest.raises(KeyLineConflict) as err:
+        add_line(f"ssh-ed25519 AAAA admin\n{existing}\n", LINE)
+    assert err.value.lineno == 2
+
+
+def test_parse_key_line_reads_quoted_options() -> None:
+    assert parse_key_line(f'command="a b",restrict {BLOB} c d') == (
+        'command="a b",restrict',
+        "ssh-ed25519",
+        BLOB.split()[1],
+        "c d",
+    )
+    assert parse_key_line("# ssh-ed25519 AAAA") is None

@@ -223,12 +223,16 @@ class Run:
             self._changed("laptop", f"generated the tunnel key {path} (ed25519, 0600)")
         elif self.opts.dry_run and not path.exists():
             self._would(f"generate {path} (ed25519, 0600)")
-        line, ak_path, added, newline = await install_key_line(remote, public, self.name, port)
+        line, ak_path, how, newline = await install_key_line(remote, public, self.name, port)
         self.state.authorized_keys = ak_path
-        if added:
+        if how == "added":
             self.state.key_line, self.state.line_added, self.state.added_newline = line, True, newline
             self._changed("vps", f"added the tunnel-only key line (clawd-{self.name}) to {ak_path}")
             self.progress.done("key", f"{path.name}: tunnel to port {port} only, no commands")
+        elif how == "replaced":  # our line for an older port, rewritten in place: undo removes this one
+            self.state.key_line, self.state.line_added = line, True
+            self._changed("vps", f"updated the tunnel-only key line (clawd-{self.name}) in {ak_path}")
+            self.progress.done("key", f"{path.name}: tunnel to port {port} only, no commands (updated)")
         else:
             if not self.state.key_line:
                 self.state.key_line = line

@@ -54,14 +54,77 @@ def key_line(public_key: str, name: str, port: int) -> str:
     return f"{opts} {algo} {blob} {KEY_COMMENT_PREFIX}{name}"
 
 
-def add_line(text: str, line: str) -> tuple[str, bool]:
-    """authorized_keys with `line` appended once; (text, False) when it is already there.
-    A file without a final newline gets one first, so the new line never joins the last key."""
-    if any(existing.strip() == line for existing in text.splitlines()):
-        return text, False
+class KeyLineConflict(ValueError):
+    """authorized_keys already has a line for our key that setup did not write (or that does not
+    restrict it): sshd uses the first line whose key matches, so adding ours would change nothing."""
+
+    def __init__(self, lineno: int, why: str) -> None:
+        super().__init__(f"line {lineno} {why}")
+        self.lineno, self.why = lineno, why
+
+
+def parse_key_line(line: str) -> tuple[str, str, str, str] | None:
+    """(options, key type, base64 blob, comment) of an authorized_keys line; None for a blank
+    line, a comment or something that is no key. Options may hold quoted spaces (`command="a b"`),
+    so the options field ends at the first whitespace outside quotes, as sshd reads it."""
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None
+    fields = text.split(None, 2)
+    if len(fields) >= 2 and _is_key_type(fields[0]):
+        return "", fields[0], fields[1], fields[2].strip() if len(fields) > 2 else ""
+    quoted, end = False, len(text)
+    for i, c in enumerate(text):
+        if c == '"':
+            quoted = not quoted
+        elif c in " \t" and not quoted:
+            end = i
+            break
+    rest = text[end:].split(None, 2)
+    if len(rest) < 2 or not _is_key_type(rest[0]):
+        return None
+    return text[:end], rest[0], rest[1], rest[2].strip() if len(rest) > 2 else ""
+
+
+def _is_key_type(word: str) -> bool:
+    return word.startswith(("ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-")) or word.endswith("@openssh.com")
+
+
+def _restricted(options: str) -> bool:
+    return "restrict" in [opt.strip().lower() for opt in options.split(",")]
+
+
+def add_line(text: str, line: str) -> tuple[str, str]:
+    """authorized_keys with our `line` for its key exactly once: (text, "added" | "replaced" |
+    "unchanged"). Lines are matched by key (type and base64 blob), not as whole lines, because
+    sshd uses the FIRST line whose key matches: our own restricted `clawd-NAME` line for this key
+    (an older gateway port) is replaced in place, and later copies of it are dropped; any other
+    line for the key (another comment, or one without `restrict`) raises KeyLineConflict, since it
+    would keep its own rights whatever we add. A file without a final newline gets one before an
+    appended line, so the new line never joins the last key."""
+    ours = parse_key_line(line)
+    assert ours is not None, line
+    _opts, algo, blob, comment = ours
+    out: list[str] = []
+    placed = False
+    for lineno, raw in enumerate(text.splitlines(keepends=True), 1):
+        body = raw.rstrip("\r\n")
+        parsed = parse_key_line(body)
+        if parsed is None or (parsed[1], parsed[2]) != (algo, blob):
+            out.append(raw)
+            continue
+        if parsed[3] != comment or not _restricted(parsed[0]):
+            why = "is not the one setup-remote writes" if parsed[3] != comment else "does not restrict it"
+            raise KeyLineConflict(lineno, f"already holds this key ({parsed[3] or 'no comment'}) and {why}")
+        if not placed:
+            out.append(line + raw[len(body) :])
+            placed = True
+    if placed:
+        new = "".join(out)
+        return new, "unchanged" if new == text else "replaced"
     if text and not text.endswith("\n"):
         text += "\n"
-    return text + line + "\n", True
+    return text + line + "\n", "added"
 
 
 def remove_line(text: str, line: str, added_newline: bool) -> tuple[str, bool]:
@@ -269,6 +332,7 @@ __all__ = [
     "STEPS",
     "UNDO_STEPS",
     "GatewayAuth",
+    "KeyLineConflict",
     "Listener",
     "add_line",
     "auth_from_config",
@@ -279,6 +343,7 @@ __all__ = [
     "key_path_name",
     "loose_json",
     "parse_environ",
+    "parse_key_line",
     "parse_proc_net_tcp",
     "parse_ss",
     "remove_line",

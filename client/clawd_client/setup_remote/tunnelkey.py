@@ -18,7 +18,7 @@ from pathlib import Path
 from clawd_gateway.errors import UserError
 
 from .._asyncssh import asyncssh
-from .plan import add_line, key_line, key_path_name, remove_line
+from .plan import KeyLineConflict, add_line, key_line, key_path_name, remove_line
 from .remote import Remote
 
 
@@ -91,19 +91,28 @@ async def _strict_modes(remote: Remote) -> int:
     return uid
 
 
-async def install_key_line(remote: Remote, public: str, name: str, port: int) -> tuple[str, str, bool, bool]:
-    """Add the restricted line once. Returns (line, authorized_keys path, added now, newline added)."""
+async def install_key_line(remote: Remote, public: str, name: str, port: int) -> tuple[str, str, str, bool]:
+    """Our restricted line for the key, once (plan.add_line). Returns (line, authorized_keys path,
+    "added" | "replaced" | "unchanged", newline added before it)."""
     line = key_line(public, name, port)
     await _strict_modes(remote)
     path = f"{await remote.home()}/.ssh/authorized_keys"
     text = await remote.read_file(path) or ""
-    new, added = add_line(text, line)
-    if not added:
-        return line, path, False, False
+    try:
+        new, how = add_line(text, line)
+    except KeyLineConflict as exc:
+        raise UserError(
+            f"{remote.target}: {path} {exc}: sshd uses the first line for a key, so a tunnel-only "
+            "line added after it would not restrict anything",
+            fix=f"on the VPS, remove line {exc.lineno} of {path} (or pass another --name for "
+            f"a new key), then run setup-remote again",
+        ) from None
+    if how == "unchanged":
+        return line, path, how, False
     found = await remote.stat_mode(path)
     mode = 0o600 if found is None else (found[0] & 0o700) | 0o600
     await remote.write_file_atomic(path, new, mode)
-    return line, path, True, bool(text) and not text.endswith("\n")
+    return line, path, how, how == "added" and bool(text) and not text.endswith("\n")
 
 
 async def remove_key_line(remote: Remote, path: str, line: str, added_newline: bool) -> bool:
