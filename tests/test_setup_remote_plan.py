@@ -3,10 +3,17 @@ it once and removing it byte for byte, and reading what the VPS reported."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+import subprocess
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clawd_client._asyncssh import asyncssh
+from clawd_client.setup_remote.flow import Options, Run, StepFailed
+from clawd_client.setup_remote.login import Asker
 from clawd_client.setup_remote.plan import (
     KeyLineConflict,
     add_line,
@@ -20,6 +27,10 @@ from clawd_client.setup_remote.plan import (
     parse_ss,
     remove_line,
 )
+from clawd_client.setup_remote.progress import Progress
+from clawd_client.setup_remote.remote import Remote, RemoteError
+from clawd_client.setup_remote.tunnelkey import ensure_local_key
+from clawd_gateway.errors import UserError
 
 PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9xdGVzdGtleWJsb2I clawd-vps"
 LINE = key_line(PUB, "vps", 28789)
@@ -151,3 +162,57 @@ def test_parse_key_line_reads_quoted_options() -> None:
         "c d",
     )
     assert parse_key_line("# ssh-ed25519 AAAA") is None
+
+
+# --- errors end as a message with a fix, never a traceback ----------------------------------------
+
+
+def test_a_passphrase_protected_tunnel_key_says_so_and_how_to_fix(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    key = tmp_path / ".ssh" / "clawd_vps"
+    key.parent.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(key)], check=True)
+    with pytest.raises(UserError) as err:
+        ensure_local_key("vps", dry_run=False)
+    assert "protected by a passphrase" in str(err.value) and str(key) in str(err.value)
+    assert err.value.fix and "ssh-keygen -p -N ''" in err.value.fix
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        PermissionError(13, "Permission denied", "/home/me/.ssh/.clawd_vps.tmp1"),
+        asyncssh.SFTPPermissionDenied("Permission denied"),
+        asyncssh.ConnectionLost("Connection lost"),
+    ],
+)
+def test_a_step_maps_ssh_and_os_errors_to_step_failed(tmp_path, monkeypatch, exc: Exception) -> None:
+    monkeypatch.setenv("CLAWD_STATE_DIR", str(tmp_path))
+    run = Run(Options("u@vps.example", name="vps"), Progress(io.StringIO()), Asker(False, bool, str))
+
+    async def failing() -> None:
+        raise exc
+
+    with pytest.raises(StepFailed) as err:
+        asyncio.run(run._step("key", failing()))
+    assert "stopped at 'add a key for the tunnel only'" in str(err.value)
+    assert "Permission denied" in str(err.value) or "Connection lost" in str(err.value)
+    assert err.value.fix
+
+
+class _DeniedSftp:
+    async def stat(self, path: str) -> None:
+        raise asyncssh.SFTPPermissionDenied("Permission denied")
+
+    async def realpath(self, path: str) -> None:
+        raise asyncssh.SFTPPermissionDenied("Permission denied")
+
+
+@pytest.mark.parametrize("call", ["stat_mode", "home"])
+def test_sftp_permission_denied_is_a_remote_error(call: str) -> None:
+    remote = Remote(conn=None, target="u@vps", _sftp=_DeniedSftp())  # type: ignore[arg-type]
+    if call == "stat_mode":
+        remote._home = "/home/u"
+    with pytest.raises(RemoteError) as err:
+        asyncio.run(remote.stat_mode("/home/u/.ssh") if call == "stat_mode" else remote.home())
+    assert "Permission denied" in str(err.value) and err.value.fix

@@ -14,6 +14,7 @@ from typing import Any
 
 from clawd_gateway.errors import UserError
 
+from .._asyncssh import asyncssh
 from ..profiles import Profile, SshTarget, parse_ssh_target
 from .discover import Found
 from .login import Asker, LoginResult, login
@@ -65,6 +66,21 @@ class StepFailed(UserError):
             msg += f"\n  to remove it: clawd setup-remote --undo {name}"
         super().__init__(msg, fix=cause.fix)
         self.exit_code = cause.exit_code
+
+
+def as_user_error(exc: BaseException) -> UserError:
+    """An SSH or local I/O error a step did not expect, as a message with a fix, never a traceback."""
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return UserError(
+            f"{exc.strerror or exc}{where}",
+            fix="check that path's owner, mode and free space, then run setup-remote again",
+        )
+    reason = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
+    return UserError(
+        f"SSH: {reason}",
+        fix="check the connection and the account on the VPS, then run setup-remote again",
+    )
 
 
 def default_name(target: SshTarget) -> str:
@@ -138,6 +154,10 @@ class Run:
         except UserError as exc:
             self.progress.fail(step, str(exc))
             raise StepFailed(step, exc, self.done, self.name) from None
+        except (asyncssh.Error, asyncssh.KeyImportError, asyncssh.KeyEncryptionError, OSError) as exc:
+            cause = as_user_error(exc)
+            self.progress.fail(step, str(cause))
+            raise StepFailed(step, cause, self.done, self.name) from None
 
     async def _rest(self, logged: LoginResult) -> Summary:
         from .discover import discover
@@ -360,6 +380,11 @@ async def undo(name: str, *, purge_gateway: bool, progress: Progress, asker: Ask
                 await purge(logged.remote, system=state.installed_system, progress=progress.note)
                 progress.done("purge", "removed")
                 removed.append("the clawd-gateway setup-remote installed")
+        except (asyncssh.Error, OSError) as exc:
+            cause = as_user_error(exc)
+            if progress.current:
+                progress.fail(progress.current, str(cause))
+            raise StepFailed(progress.current or "key", cause, removed, name) from None
         finally:
             await logged.remote.close()
     elif state.installed:
@@ -375,4 +400,4 @@ async def undo(name: str, *, purge_gateway: bool, progress: Progress, asker: Ask
     return removed
 
 
-__all__ = ["Options", "Run", "StepFailed", "Summary", "default_name", "undo"]
+__all__ = ["Options", "Run", "StepFailed", "Summary", "as_user_error", "default_name", "undo"]

@@ -105,7 +105,13 @@ class Remote:
         """The account's home directory (where SFTP starts), cached."""
         if self._home is None:
             sftp = await self.sftp()
-            self._home = str(await sftp.realpath("."))
+            try:
+                self._home = str(await sftp.realpath("."))
+            except (asyncssh.Error, OSError) as exc:
+                raise RemoteError(
+                    f"{self.target}: cannot find the account's home directory over SFTP: {exc}",
+                    fix="check that the account has a home directory it can enter (ls -ld ~ on the VPS)",
+                ) from None
         return self._home
 
     async def path(self, path: str) -> str:
@@ -134,11 +140,18 @@ class Remote:
 
     async def stat_mode(self, path: str) -> tuple[int, int] | None:
         """(permission bits, owner uid) of a remote path, or None when it does not exist."""
+        full = await self.path(path)
         sftp = await self.sftp()
         try:
-            attrs = await sftp.stat(await self.path(path))
+            attrs = await sftp.stat(full)
         except asyncssh.SFTPNoSuchFile:
             return None
+        except (asyncssh.Error, OSError) as exc:
+            raise RemoteError(
+                f"{self.target}: cannot look at {full}: {exc}",
+                fix=f"on the VPS, give the account access to {posixpath.dirname(full) or '/'} "
+                "(ls -ld it), then run setup-remote again",
+            ) from None
         return (attrs.permissions or 0) & 0o7777, attrs.uid if attrs.uid is not None else -1
 
     async def write_file_atomic(self, path: str, data: str, mode: int) -> None:

@@ -31,7 +31,15 @@ def ensure_local_key(name: str, *, dry_run: bool) -> tuple[Path, str, bool]:
     (a re-run, or the user's own), so its authorized_keys line stays the same."""
     path = local_key_path(name)
     if path.exists():
-        key = asyncssh.read_private_key(str(path))
+        try:
+            key = asyncssh.read_private_key(str(path))
+        except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
+            raise _unusable_key(path, str(exc)) from None
+        except OSError as exc:
+            raise UserError(
+                f"cannot read the tunnel key {path}: {exc.strerror or exc}",
+                fix=f"check its owner and mode (ls -l {shlex.quote(str(path))}), then run setup-remote again",
+            ) from None
         return path, key.export_public_key("openssh").decode().strip(), False
     key = asyncssh.generate_private_key("ssh-ed25519", comment=f"clawd-{name}")
     public = key.export_public_key("openssh").decode().strip()
@@ -53,6 +61,24 @@ def ensure_local_key(name: str, *, dry_run: bool) -> tuple[Path, str, bool]:
         tmp.unlink(missing_ok=True)
         raise
     return path, public, True
+
+
+def _unusable_key(path: Path, reason: str) -> UserError:
+    """An existing ~/.ssh/clawd_NAME setup cannot use: the login autostart has nobody to type a
+    passphrase, so the tunnel key must open without one."""
+    quoted = shlex.quote(str(path))
+    if "passphrase" in reason.lower():
+        return UserError(
+            f"the tunnel key {path} is protected by a passphrase, which the tunnel started at login "
+            "cannot type",
+            fix=f"remove the passphrase (ssh-keygen -p -N '' -f {quoted}), or move the key aside "
+            "(setup-remote then makes a new one), and run setup-remote again",
+        )
+    return UserError(
+        f"{path} exists but is not a private key setup-remote can read ({reason})",
+        fix=f"move it aside (mv {quoted} {quoted}.old; setup-remote then makes a new one) or pass "
+        "another --name, and run setup-remote again",
+    )
 
 
 def remove_local_key(path: Path) -> list[str]:
