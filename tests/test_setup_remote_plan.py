@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import io
 import subprocess
+from dataclasses import asdict
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from clawd_client._asyncssh import asyncssh
+from clawd_client.profiles import SshTarget
 from clawd_client.setup_remote.flow import Options, Run, StepFailed
 from clawd_client.setup_remote.login import Asker
 from clawd_client.setup_remote.plan import (
@@ -29,6 +31,7 @@ from clawd_client.setup_remote.plan import (
 )
 from clawd_client.setup_remote.progress import Progress
 from clawd_client.setup_remote.remote import Remote, RemoteError
+from clawd_client.setup_remote.state import SetupState, load_state, save_state
 from clawd_client.setup_remote.tunnelkey import ensure_local_key
 from clawd_gateway.errors import UserError
 
@@ -216,3 +219,15 @@ def test_sftp_permission_denied_is_a_remote_error(call: str) -> None:
     with pytest.raises(RemoteError) as err:
         asyncio.run(remote.stat_mode("/home/u/.ssh") if call == "stat_mode" else remote.home())
     assert "Permission denied" in str(err.value) and err.value.fix
+
+
+def test_a_rerun_for_another_account_is_refused(tmp_path, monkeypatch) -> None:
+    """The record keeps one target: root@vps then clawd@vps would make --undo edit the wrong one."""
+    monkeypatch.setenv("CLAWD_STATE_DIR", str(tmp_path))
+    save_state(SetupState("vps", asdict(SshTarget(host="vps.example", user="root")), line_added=True))
+    run = Run(Options("clawd@vps.example", name="vps"), Progress(io.StringIO()), Asker(False, bool, str))
+    with pytest.raises(UserError) as err:
+        asyncio.run(run.execute())
+    assert "root@vps.example" in str(err.value) and "clawd@vps.example" in str(err.value)
+    assert err.value.fix and "clawd setup-remote --undo vps" in err.value.fix
+    assert load_state("vps").target["user"] == "root"  # type: ignore[union-attr]

@@ -83,6 +83,11 @@ def as_user_error(exc: BaseException) -> UserError:
     )
 
 
+def _account(target: SshTarget) -> tuple[str, str, int]:
+    """Which VPS account a target logs in to (the key and the jump host may change between runs)."""
+    return target.host.lower(), target.user or "", target.port or 22
+
+
 def default_name(target: SshTarget) -> str:
     return (re.sub(r"[^A-Za-z0-9._-]", "-", target.host).strip("-.") or "vps")[:64]
 
@@ -107,6 +112,20 @@ class Run:
         self.done: list[str] = []
         self.summary = Summary(self.name, dry_run=opts.dry_run, undo=f"clawd setup-remote --undo {self.name}")
 
+    def _same_account_as_recorded(self) -> None:
+        """A re-run of NAME must log in to the account the record is about: the record keeps one
+        target, so taking another account's authorized_keys into it would make --undo edit the
+        wrong account (and leave the first one's key line behind)."""
+        if not self.ours:
+            return
+        recorded = SshTarget(**self.state.target)
+        if _account(recorded) != _account(self.target):
+            raise UserError(
+                f"setup-remote {self.name} was set up for {recorded.display()}, not {self.target.display()}",
+                fix=f"take that one back first: clawd setup-remote --undo {self.name} "
+                "(or pass --name OTHER for a second profile)",
+            )
+
     def _changed(self, side: str, what: str) -> None:
         self.done.append(what)
         (self.summary.vps if side == "vps" else self.summary.laptop).append(what)
@@ -122,6 +141,7 @@ class Run:
         from ..profiles import validate
 
         validate(Profile(self.name, ssh=self.target))  # a bad --name fails before anything runs
+        self._same_account_as_recorded()
         step = "login"
         self.progress.start(step, TITLES[step])
         try:
