@@ -8,12 +8,14 @@ import io
 import subprocess
 from dataclasses import asdict
 
+import json5
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from clawd_client._asyncssh import asyncssh
 from clawd_client.profiles import SshTarget
+from clawd_client.setup_remote.discover import _config, _unit_env
 from clawd_client.setup_remote.flow import Options, Run, StepFailed
 from clawd_client.setup_remote.login import Asker
 from clawd_client.setup_remote.plan import (
@@ -23,14 +25,13 @@ from clawd_client.setup_remote.plan import (
     choose_secret,
     config_port,
     key_line,
-    loose_json,
     parse_key_line,
     parse_proc_net_tcp,
     parse_ss,
     remove_line,
 )
 from clawd_client.setup_remote.progress import Progress
-from clawd_client.setup_remote.remote import Remote, RemoteError
+from clawd_client.setup_remote.remote import Remote, RemoteError, RunResult
 from clawd_client.setup_remote.state import SetupState, load_state, save_state
 from clawd_client.setup_remote.tunnelkey import ensure_local_key
 from clawd_gateway.errors import UserError
@@ -82,7 +83,7 @@ def test_parse_listeners() -> None:
 
 
 def test_config_reading() -> None:
-    cfg = loose_json(
+    cfg = json5.loads(
         '{\n // comment\n "gateway": {"port": 28789, "auth": {"mode": "token", "token": "${TOK}",},},\n}'
     )
     assert config_port(cfg) == 28789
@@ -231,3 +232,50 @@ def test_a_rerun_for_another_account_is_refused(tmp_path, monkeypatch) -> None:
     assert "root@vps.example" in str(err.value) and "clawd@vps.example" in str(err.value)
     assert err.value.fix and "clawd setup-remote --undo vps" in err.value.fix
     assert load_state("vps").target["user"] == "root"  # type: ignore[union-attr]
+
+
+# --- what the VPS holds is read the way the project reads it --------------------------------------
+
+
+class _FilesRemote:
+    """Just enough of Remote for discovery's readers: files by path, `grep -l` finding one unit."""
+
+    target = "u@vps"
+
+    def __init__(self, files: dict[str, str], units: str = "") -> None:
+        self.files, self.units = files, units
+
+    async def path(self, path: str) -> str:
+        return path.replace("~", "/home/u", 1)
+
+    async def read_file(self, path: str) -> str | None:
+        return self.files.get(await self.path(path))
+
+    async def run(self, command: str, **_kw: object) -> RunResult:
+        return RunResult(0, self.units, "")
+
+
+def test_the_openclaw_config_is_read_as_json5() -> None:
+    text = "{gateway: {port: 28789, auth: {token: 'single-quoted'}}, /* c */ agents: [1, 2,],}"
+    remote = _FilesRemote({"/home/u/.openclaw/openclaw.json": text})
+    path, cfg = asyncio.run(_config(remote, {}))  # type: ignore[arg-type]
+    assert path == "/home/u/.openclaw/openclaw.json" and config_port(cfg) == 28789
+    assert auth_from_config(cfg, {}).secret == "single-quoted"
+
+
+def test_a_units_environment_file_is_read_as_systemd_reads_it() -> None:
+    unit = "[Service]\nEnvironmentFile=-/etc/openclaw.env\nEnvironment=OTHER=1\n"
+    env_file = '; a systemd comment\nOPENCLAW_GATEWAY_TOKEN="tok\\"en"\nCLAWDBOT_GATEWAY_TOKEN=\'a\\b\'\n'
+    remote = _FilesRemote({"/u/oc.service": unit, "/etc/openclaw.env": env_file}, units="/u/oc.service\n")
+    env = asyncio.run(_unit_env(remote))  # type: ignore[arg-type]
+    assert env == {"OPENCLAW_GATEWAY_TOKEN": 'tok"en', "CLAWDBOT_GATEWAY_TOKEN": "a\\b", "OTHER": "1"}
+
+
+def test_forget_up_lives_beside_remember_up(tmp_path, monkeypatch) -> None:
+    from clawd_client.agent import host
+
+    monkeypatch.setenv("CLAWD_STATE_DIR", str(tmp_path))
+    host.remember_up(["a", "vps"])
+    assert host.forget_up("vps") and not host.forget_up("vps")
+    assert host.load_remembered() == ["a"]
+    assert (host.remembered_path().stat().st_mode & 0o777) == 0o600

@@ -94,6 +94,20 @@ def remember_up(names: Iterable[str]) -> list[str]:
     return added
 
 
+def forget_up(name: str) -> bool:
+    """Drop `name` from the remembered up-set without an agent running; False when it was not in it.
+
+    The counterpart of remember_up, for `clawd setup-remote --undo` when no agent runs (one that
+    runs is asked to `down` instead). Written like the agent writes it: atomically, mode 0600.
+    Raises OSError when the file cannot be written.
+    """
+    current = load_remembered()
+    if name not in current:
+        return False
+    atomic_write(remembered_path(), json.dumps({"up": [n for n in current if n != name]}) + "\n", mode=0o600)
+    return True
+
+
 def exit_code_for(status: TunnelStatus) -> int:
     """What `clawd up` exits with for a tunnel that did not become healthy (as `connect` did)."""
     if status.state == "fatal":
@@ -333,6 +347,7 @@ __all__ = [
     "AgentError",
     "AgentHost",
     "exit_code_for",
+    "forget_up",
     "load_remembered",
     "remember_up",
     "remembered_path",

@@ -16,8 +16,11 @@ import posixpath
 import shlex
 from dataclasses import dataclass, field
 
+import json5
+
 from clawd_gateway import secret_sources
 from clawd_gateway.errors import UserError
+from clawd_gateway.service.envfile import parse_env_file
 
 from .plan import (
     GatewayAuth,
@@ -26,7 +29,6 @@ from .plan import (
     choose_secret,
     config_port,
     flag_value,
-    loose_json,
     parse_environ,
     parse_proc_net_tcp,
     parse_ss,
@@ -81,10 +83,10 @@ async def _config(remote: Remote, env: dict[str, str]) -> tuple[str | None, obje
         if text is None:
             continue
         try:
-            return await remote.path(path), loose_json(text)
+            return await remote.path(path), json5.loads(text)  # OpenClaw's config is JSON5
         except ValueError as exc:
             raise UserError(
-                f"{remote.target}: {path} is not valid JSON ({exc})", fix="fix the file on the VPS"
+                f"{remote.target}: {path} is not valid JSON5 ({exc})", fix="fix the file on the VPS"
             ) from None
     return None, None
 
@@ -127,7 +129,7 @@ async def _unit_env(remote: Remote) -> dict[str, str]:
                         env.setdefault(k, v)
             elif key == "EnvironmentFile":
                 env_text = await _maybe_read(remote, value.lstrip("-").strip()) or ""
-                env.update({k: v for k, v in _env_file(env_text).items() if k not in env})
+                env.update({k: v for k, v in parse_env_file(env_text).items() if k not in env})
     return env
 
 
@@ -136,21 +138,6 @@ async def _maybe_read(remote: Remote, path: str) -> str | None:
         return await remote.read_file(path)
     except UserError:
         return None  # unreadable (another user's, or root's): not a source
-
-
-def _env_file(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.removeprefix("export ").partition("=")
-        if sep:
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-                value = value[1:-1]
-            out[key.strip()] = value
-    return out
 
 
 async def is_gateway(remote: Remote, port: int) -> bool:
@@ -229,7 +216,7 @@ async def _auth(
         if chosen is not None:
             auth.secret, auth.source = chosen
     if not auth.secret and found.kind == "clawd" and auth.mode == "token":
-        env_file = _env_file(await _maybe_read(remote, CLAWD_ENV_FILE) or "")
+        env_file = parse_env_file(await _maybe_read(remote, CLAWD_ENV_FILE) or "")
         value = secret_sources.find_env("token", env_file)
         if value:
             auth.secret, auth.source = value[1], CLAWD_ENV_FILE

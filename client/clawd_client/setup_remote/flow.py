@@ -218,6 +218,7 @@ class Run:
 
     async def _install(self, remote: Any, port: int) -> GatewayAuth:
         from clawd_gateway.secret_sources import find_env
+        from clawd_gateway.service.envfile import parse_env_file
 
         from .install import install_gateway
 
@@ -242,10 +243,7 @@ class Run:
             text = res.stdout if res.exit_status == 0 else ""
         else:
             text = await remote.read_file(result.token_file) or ""
-        env = dict(
-            line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
-        )
-        found = find_env("token", {k.strip(): v.strip().strip("\"'") for k, v in env.items()})
+        found = find_env("token", parse_env_file(text))
         token = found[1] if found else None
         if not token:
             raise UserError(

@@ -9,12 +9,10 @@ only under the user's own config dirs (HOME / XDG_CONFIG_HOME), which tests poin
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from clawd_gateway.errors import UserError
-from clawd_gateway.paths import atomic_write
 
 from .. import api
 from ..profiles import Profile, ProfileStore, SshTarget
@@ -103,13 +101,10 @@ def bring_down(name: str) -> bool:
 
 
 def forget_up(name: str) -> bool:
-    from ..agent.host import load_remembered, remembered_path
+    """Drop NAME from the agent's remembered up-set (agent/host.py writes that file)."""
+    from ..agent.host import forget_up as forget
 
-    current = load_remembered()
-    if name not in current:
-        return False
-    atomic_write(remembered_path(), json.dumps({"up": [n for n in current if n != name]}) + "\n", mode=0o600)
-    return True
+    return forget(name)
 
 
 def remove_local(name: str, *, secret_kind: str | None, entry_created: bool) -> list[str]:

@@ -10,7 +10,6 @@ tunnel (`ssh -N -L`, asyncssh's direct-tcpip) opens no session, so it still work
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,41 +201,6 @@ def _hex_addr(addr_hex: str) -> str:
     return "::1" if addr_hex.endswith("01000000") and set(addr_hex[:24]) == {"0"} else addr_hex
 
 
-def loose_json(text: str) -> Any:
-    """OpenClaw's config is JSON5 in the wild (comments, trailing commas); this reads that
-    common subset. Raises ValueError when it is still not JSON."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    out: list[str] = []
-    i, n, in_str = 0, len(text), False
-    while i < n:
-        c = text[i]
-        if in_str:
-            out.append(c)
-            if c == "\\" and i + 1 < n:
-                out.append(text[i + 1])
-                i += 1
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-            out.append(c)
-        elif text.startswith("//", i):
-            while i < n and text[i] != "\n":
-                i += 1
-            continue
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            continue
-        else:
-            out.append(c)
-        i += 1
-    return json.loads(re.sub(r",(\s*[}\]])", r"\1", "".join(out)))
-
-
 @dataclass
 class GatewayAuth:
     """What the VPS says about the gateway's auth; `secret` never leaves memory except into the
@@ -341,7 +305,6 @@ __all__ = [
     "flag_value",
     "key_line",
     "key_path_name",
-    "loose_json",
     "parse_environ",
     "parse_key_line",
     "parse_proc_net_tcp",
