@@ -243,3 +243,16 @@ def test_a_new_secret_reaches_a_tunnel_that_is_up(client_env, sshd, gateway):
     r = clawd(["secret", "set", "vps"], env, input=gateway.token + "\n")
     assert r.returncode == 0 and "the agent reconnects vps" in r.stdout, r.stdout + r.stderr
     wait_state(lambda s: s.state == "healthy", "vps", what="healthy with the new secret")
+
+
+def test_down_right_after_up_and_up_right_after_the_agent_stops(client_env, sshd, gateway):
+    env = client_env
+    add_profile(env, sshd, gateway.port, "vps", token=gateway.token)
+    assert clawd(["up", "vps", "--no-wait"], env).returncode == 0
+    r = clawd(["down", "vps"], env)  # before its supervisor has even started: it must still stop
+    assert r.returncode == 0 and "down: vps" in r.stdout, r.stdout + r.stderr
+    first = agent_pid(env)
+    assert clawd(["agent", "--stop"], env).returncode == 0
+    r = clawd(["up", "vps"], env)  # the old agent may still hold its lock: a new one starts anyway
+    assert r.returncode == 0 and "vps: healthy" in r.stdout, r.stdout + r.stderr
+    assert agent_pid(env) not in (None, first)

@@ -24,7 +24,7 @@ from typing import Any
 
 from clawd_gateway.errors import UserError
 
-from .agent.protocol import API_VERSION, MAX_LINE, encode_request
+from .agent.protocol import API_VERSION, EXIT_ALREADY_RUNNING, MAX_LINE, encode_request
 from .engine import TunnelStatus
 from .paths import agent_log, agent_socket
 
@@ -105,15 +105,21 @@ class AgentClient:
         rid = self._next_id
         timeout = reply_within
         self.sock.settimeout(timeout)
-        self.sock.sendall(encode_request(op, rid, **params))
+        gone = UserError("the clawd agent closed the connection (it may be stopping)", fix="try again")
+        try:
+            self.sock.sendall(encode_request(op, rid, **params))
+        except OSError:
+            raise gone from None
         deadline = time.monotonic() + timeout
         while True:
             try:
                 msg = self._read_line(max(0.01, deadline - time.monotonic()))
             except TimeoutError:
                 raise UserError(f"the clawd agent did not answer '{op}' within {timeout:g}s") from None
+            except (OSError, ValueError):  # reset mid-reply, or not our protocol
+                raise gone from None
             if msg is None:
-                raise UserError("the clawd agent closed the connection (it may be stopping)")
+                raise gone
             if "event" in msg:
                 self.pending_events.append(msg)
                 continue
@@ -174,10 +180,44 @@ def start_agent(path: Path | None = None, timeout: float = START_TIMEOUT_S) -> t
     with contextlib.suppress(OSError):
         if log_path.stat().st_size > 1024 * 1024:
             log_path.replace(log_path.with_suffix(".log.1"))
+    deadline = time.monotonic() + timeout
+    proc = _spawn(log_path)
+    while time.monotonic() < deadline:
+        client = running(path)
+        if client is not None:
+            return client, proc.pid
+        if proc.poll() is not None:
+            client = running(path)  # lost a start race to another agent: use that one
+            if client is not None:
+                return client, proc.pid
+            if proc.returncode != EXIT_ALREADY_RUNNING:
+                tail = _tail(log_path)
+                why = f"the clawd agent exited at start (code {proc.returncode})"
+                raise UserError(
+                    why + (f": {tail}" if tail else ""),
+                    fix=f"see {log_path}, or run it in the foreground: clawd agent --foreground",
+                )
+            # Another agent still holds the lock (`clawd agent --stop` just before): once it has
+            # let go, start ours.
+            time.sleep(0.1)
+            proc = _spawn(log_path)
+            continue
+        time.sleep(0.05)  # the socket appears once the agent listens; nothing to wait on but it
+    raise UserError(f"the clawd agent did not answer on {path} within {timeout:g}s", fix=f"see {log_path}")
+
+
+def _spawn(log_path: Path) -> subprocess.Popen[bytes]:
+    """`clawd agent --foreground`, detached in its own session, logging to `log_path`."""
+    # The gateway-secret variables of this shell would apply to every profile for the agent's
+    # whole life (and differ from an agent started at login): the agent reads the keyring only.
+    from clawd_gateway.secret_sources import SECRET_VARS
+
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "clawd_client", "agent", "--foreground"],
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=fd,
             stderr=fd,
@@ -187,22 +227,6 @@ def start_agent(path: Path | None = None, timeout: float = START_TIMEOUT_S) -> t
         )
     finally:
         os.close(fd)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        client = running(path)
-        if client is not None:
-            return client, proc.pid
-        if proc.poll() is not None:
-            client = running(path)  # lost a start race to another agent: use that one
-            if client is not None:
-                return client, proc.pid
-            tail = _tail(log_path)
-            raise UserError(
-                f"the clawd agent exited at start (code {proc.returncode})" + (f": {tail}" if tail else ""),
-                fix=f"see {log_path}, or run it in the foreground: clawd agent --foreground",
-            )
-        time.sleep(0.05)  # the socket appears once the agent listens; nothing to wait on but it
-    raise UserError(f"the clawd agent did not answer on {path} within {timeout:g}s", fix=f"see {log_path}")
 
 
 def _tail(path: Path) -> str:

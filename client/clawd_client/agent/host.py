@@ -172,16 +172,18 @@ class AgentHost:
     ) -> list[str]:
         """Start (or restart from a fatal stop) every named profile; returns their names."""
         profiles = self._profiles(names)
-        for profile in profiles:
-            if local_port is not None:
-                profile = replace(profile, local_port=local_port)
-            hosted = self.tunnels.get(profile.name)
-            if hosted is None:
-                self._start(profile, accept_new)
-            elif hosted.sup.snapshot.state.value in ("fatal", "stopped"):
-                hosted.sup.accept_new = hosted.sup.accept_new or accept_new
-                hosted.sup.reconnect()
-        self._remember()
+        try:
+            for profile in profiles:
+                if local_port is not None:
+                    profile = replace(profile, local_port=local_port)
+                hosted = self.tunnels.get(profile.name)
+                if hosted is None:
+                    self._start(profile, accept_new)
+                elif hosted.sup.snapshot.state.value in ("fatal", "stopped"):
+                    hosted.sup.accept_new = hosted.sup.accept_new or accept_new
+                    hosted.sup.reconnect()
+        finally:
+            self._remember()  # what did come up is remembered even when a later one failed
         return [p.name for p in profiles]
 
     def _start(self, profile: Profile, accept_new: bool) -> Hosted:

@@ -22,13 +22,12 @@ from .. import __version__
 from ..engine import AlreadyRunning, InstanceLock
 from ..paths import agent_socket, runtime_dir
 from .host import AgentHost
-from .protocol import API_VERSION
+from .protocol import API_VERSION, EXIT_ALREADY_RUNNING
 from .server import ControlServer
 
 log = logging.getLogger("clawd.agent")
 
 
-EXIT_ALREADY_RUNNING = 75  # EX_TEMPFAIL: not a crash; a service manager must not restart it
 
 
 class AgentRunning(UserError):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 API_VERSION = 1
+EXIT_ALREADY_RUNNING = 75  # `clawd agent` when one already runs (EX_TEMPFAIL): not a crash to retry
 MAX_LINE = 64 * 1024  # a request is small; a longer line is a protocol error, not a buffer to grow
 
 OPS = ("hello", "status", "up", "down", "reconnect", "trust", "pin", "diagnose", "subscribe", "shutdown")
@@ -125,6 +126,7 @@ def stopping_event() -> bytes:
 
 __all__ = [
     "API_VERSION",
+    "EXIT_ALREADY_RUNNING",
     "MAX_LINE",
     "OPS",
     "ProtocolError",

@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import socket
+import stat
 import struct
 import sys
 from pathlib import Path
@@ -55,9 +56,10 @@ class ControlServer:
     async def start(self) -> None:
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if directory.stat().st_uid != os.getuid():
+        info = directory.lstat()
+        if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid():
             raise UserError(
-                f"{directory} belongs to another user; the agent will not put its socket there",
+                f"{directory} is a symlink or belongs to another user: no agent socket goes there",
                 fix="set CLAWD_RUNTIME_DIR to a directory of your own",
             )
         os.chmod(directory, 0o700)
@@ -138,13 +140,11 @@ class ControlServer:
             return p.reply(req.id, tunnels=[s.to_json() for s in host.statuses(req.profiles)])
         if req.op == "up":
             names = await host.up(req.profiles, accept_new=req.accept_new, local_port=req.local_port)
-            results = []
-            for name in names:
-                if req.wait:
-                    status, code = await host.wait_settled(name, req.timeout)
-                else:
-                    status, code = host.statuses((name,))[0], 0
-                results.append({"tunnel": status.to_json(), "exit": code})
+            if req.wait:  # all together, within the one deadline the client was given
+                settled = await asyncio.gather(*(host.wait_settled(n, req.timeout) for n in names))
+            else:
+                settled = [(host.statuses((n,))[0], 0) for n in names]
+            results = [{"tunnel": st.to_json(), "exit": code} for st, code in settled]
             return p.reply(req.id, results=results)
         if req.op == "down":
             return p.reply(req.id, down=await host.down(req.profiles, req.all))

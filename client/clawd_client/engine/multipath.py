@@ -16,7 +16,7 @@ without sockets.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import os
 import time
@@ -29,6 +29,7 @@ from clawd_gateway.errors import UserError
 from ..profiles import Profile
 from . import machine as m
 from .listener import HeldListener
+from .portguard import take_port
 from .runner import Supervisor
 from .ssh import TunnelError
 from .state import PathState, TunnelStatus
@@ -133,7 +134,8 @@ class MultiSupervisor:
         self._since = time.time()
         self._fatal: str | None = None
         self._last_state: str | None = None
-        self._bind_failed: asyncio.Event | None = None
+        self._retry_bind: asyncio.Event | None = None
+        self._quitting = False
         self.switches = 0
 
     # -- the Supervisor interface the agent uses ----------------------------------------------
@@ -162,6 +164,8 @@ class MultiSupervisor:
     def snapshot(self) -> m.Snapshot:
         """The chosen path's, or the most advanced one's: `up` restarts a profile only when
         every path is stopped or fatal."""
+        if self._fatal is not None:  # the port could not be had: no path runs
+            return m.Snapshot(state=m.State.FATAL, last_error=self._fatal)
         name = self.active or self._most_advanced()
         return self.paths[name].snapshot
 
@@ -169,16 +173,18 @@ class MultiSupervisor:
         self._listeners.append(fn)
 
     def reconnect(self) -> None:
-        self._fatal = None
+        if self._fatal is not None and self._retry_bind is not None:
+            self._retry_bind.set()  # the port could not be taken: try again now
+            return
         for sup in self.paths.values():
             sup.reconnect()
 
     def quit(self) -> None:
-        if self._bind_failed is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._bind_failed.set)
+        self._quitting = True
+        if self._retry_bind is not None:
+            self._retry_bind.set()
         for sup in self.paths.values():
-            with contextlib.suppress(RuntimeError):
-                sup.quit()
+            sup.quit()  # before a path runs, this makes its run() return at once
 
     def pin(self, path: str | None) -> None:
         """Prefer `path` while it is healthy (None: back to the profile's own preference)."""
@@ -196,20 +202,23 @@ class MultiSupervisor:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._started = self._loop.time()
-        try:
-            await self._bind()
-        except TunnelError as exc:
-            self._fatal = str(exc)
-            self._publish()
-            self._bind_failed = asyncio.Event()
-            await self._bind_failed.wait()  # stays up, fatal, until the agent brings it down
-            self._publish(stopped=True)
-            return
+        while not await self._bind():  # fatal until the port can be had: wait for reconnect/quit
+            self._retry_bind = asyncio.Event()
+            await self._retry_bind.wait()
+            self._retry_bind = None
+            if self._quitting:
+                self._publish(stopped=True)
+                return
+            self._fatal = None
         for name, sup in self.paths.items():
-            sup.add_listener(lambda st, name=name: self._on_path(name, st))  # type: ignore[misc]
+            sup.add_listener(functools.partial(self._on_path, name))
+        tasks = [asyncio.create_task(sup.run(), name=f"clawd-path-{n}") for n, sup in self.paths.items()]
         try:
-            await asyncio.gather(*(sup.run() for sup in self.paths.values()))
+            await asyncio.gather(*tasks)
         finally:
+            for sup in self.paths.values():  # one path failing must not leave the others running
+                sup.quit()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self._timer is not None:
                 self._timer.cancel()
             if self.listener is not None:
@@ -217,27 +226,25 @@ class MultiSupervisor:
             self.active = None
             self._publish(stopped=True)
 
-    async def _bind(self) -> None:
-        port = self.profile.local_port
-        if self._port_guard is not None:
-            try:
-                decision = await self._port_guard(self.profile)
-            except UserError as exc:
-                raise TunnelError(str(exc), fatal=True, cause=exc) from None
-            if decision is not None:
-                kind, moved, note = decision
-                self.note = note
-                if kind != "reuse":  # someone else's tunnel cannot carry our failover: bind ours
-                    port = moved
-        listener = HeldListener(self.profile.hold)
-        listener.on_open_failed = self._open_failed
+    async def _bind(self) -> bool:
+        """Take the profile's port; False (and fatal, with the reason) when it cannot be had."""
         try:
-            self.local_port = await listener.bind(port)
-        except OSError as exc:
-            raise TunnelError(
-                f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", fatal=True
-            ) from None
-        self.listener = listener
+            taken = await take_port(self.profile, self._port_guard, fatal_bind=True)
+            if taken.listener is None:
+                raise TunnelError(
+                    f"127.0.0.1:{taken.port} is served by another working tunnel ({taken.note}); "
+                    "a profile with several paths needs the port itself to fail over",
+                    fatal=True,
+                )
+        except TunnelError as exc:
+            self._fatal = str(exc)
+            self._publish()
+            return False
+        self.note = taken.note
+        self.local_port = taken.port
+        taken.listener.on_open_failed = self._open_failed
+        self.listener = taken.listener
+        return True
 
     def _open_failed(self, why: str) -> None:
         """A client's connection through the chosen path failed: have that path checked now."""

@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
+from clawd_gateway.errors import UserError
 from clawd_gateway.secret import Secret
 
 from ..profiles import Profile
 from . import ports
+from .listener import HeldListener
 from .probe import probe_gateway
+from .ssh import TunnelError
 
 PortGuard = Callable[[Profile], Awaitable["tuple[str, int, str] | None"]]
 
@@ -69,3 +73,35 @@ def make_port_guard(secret: Callable[[], Secret | None]) -> PortGuard:
         return await asyncio.to_thread(ports.apply_plan, plan, p.local_port, profile=p.name)
 
     return guard
+
+
+@dataclass
+class Taken:
+    """The profile's port, as the guard left it: our listener on it, or someone else's working
+    tunnel to reuse (listener None), and the note that says which."""
+
+    listener: HeldListener | None
+    port: int
+    note: str | None = None
+
+
+async def take_port(profile: Profile, guard: PortGuard | None, *, fatal_bind: bool = False) -> Taken:
+    """Bind the profile's local port through the guard (reuse, take over, or move aside)."""
+    port, note = profile.local_port, None
+    if guard is not None:
+        try:
+            decision = await guard(profile)
+        except UserError as exc:  # e.g. no free port at all, or a take-over that failed
+            raise TunnelError(str(exc), fatal=True, cause=exc) from None
+        if decision is not None:
+            kind, port, note = decision
+            if kind == "reuse":
+                return Taken(None, port, note)
+    listener = HeldListener(profile.hold)
+    try:
+        bound = await listener.bind(port)
+    except OSError as exc:
+        raise TunnelError(
+            f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", fatal=fatal_bind
+        ) from None
+    return Taken(listener, bound, note)

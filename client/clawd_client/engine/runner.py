@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from clawd_gateway.errors import UserError
 from clawd_gateway.secret import Secret
 
 from ..profiles import Profile
@@ -27,6 +26,7 @@ from . import machine as m
 from .attention import exit_code, needs_user
 from .listener import HeldListener, Opener
 from .paths import Opened, SshPath, UrlPath, path_for
+from .portguard import take_port
 from .probe import ProbeResult, probe_gateway
 from .ssh import TunnelError
 from .state import Hop, TunnelStatus
@@ -57,6 +57,7 @@ class Supervisor:
         # costs milliseconds of CPU here and more in the keyring and D-Bus daemons, so a healthy
         # tunnel reads it once per connection, and again after the gateway refuses it.
         self._secret_for_gen: tuple[int, Secret | None] | None = None
+        self._quit_early = False
         self.accept_new = accept_new
         pol = policy or m.Policy(probe_interval=profile.probe_interval)
         self.machine = m.Machine(pol)
@@ -105,9 +106,13 @@ class Supervisor:
         return (self._loop or asyncio.get_event_loop()).time()
 
     def post(self, event: m.Event | None, gen: int | None = None) -> None:
+        """Feed an event in from anywhere (thread-safe). Before `run()` has started, only a quit
+        counts (run then returns at once); anything else is moot, as run starts connecting."""
         loop = self._loop
         if loop is None:
-            raise RuntimeError("supervisor is not running")
+            if event is None:
+                self._quit_early = True
+            return
         loop.call_soon_threadsafe(self._queue.put_nowait, (gen, event))
 
     def reconnect(self) -> None:
@@ -125,6 +130,8 @@ class Supervisor:
     # -- main loop ------------------------------------------------------------------------------
 
     async def run(self, start: bool = True) -> m.Snapshot:
+        if self._quit_early:  # quit before it ever ran (an `up` at once followed by a `down`)
+            return self.snapshot
         self._loop = asyncio.get_running_loop()
         self._wake_off = WakeWatch.of(self._loop).subscribe(self._woke)
         if start:
@@ -234,30 +241,16 @@ class Supervisor:
     async def _bind_listener(self, gen: int) -> bool:
         """Take the local port (through the port guard: reuse, take over, or move aside); True
         when a working tunnel of someone else's already serves it and we reuse that instead."""
-        local_port = self.profile.local_port
-        if self._port_guard is not None:
-            try:
-                decision = await self._port_guard(self.profile)
-            except UserError as exc:  # e.g. no free port at all, or a take-over that failed
-                raise TunnelError(str(exc), fatal=True, cause=exc) from None
-            if decision is not None:
-                kind, port, note = decision
-                self.note = note
-                if kind == "reuse":
-                    self.local_port = port
-                    self._reusing = True
-                    self._queue.put_nowait((gen, m.Connected(self.now())))
-                    return True
-                local_port = port
-        listener = HeldListener(self.profile.hold)
-        try:
-            self.local_port = await listener.bind(local_port)
-        except OSError as exc:
-            raise TunnelError(
-                f"cannot listen on 127.0.0.1:{local_port}: {exc.strerror or exc}", fatal=False
-            ) from None
-        listener.on_open_failed = self.check_now
-        self.listener = listener
+        taken = await take_port(self.profile, self._port_guard)
+        if taken.note is not None:
+            self.note = taken.note
+        self.local_port = taken.port
+        if taken.listener is None:
+            self._reusing = True
+            self._queue.put_nowait((gen, m.Connected(self.now())))
+            return True
+        taken.listener.on_open_failed = self.check_now
+        self.listener = taken.listener
         return False
 
     def check_now(self, why: str) -> None:

@@ -81,9 +81,15 @@ class TunnelStatus:
     def from_json(cls, data: dict[str, Any]) -> TunnelStatus:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["hops"] = tuple(Hop(**h) for h in data.get("hops") or ())
-        kwargs["paths"] = tuple(PathState(**p) for p in data.get("paths") or ())
+        kwargs["hops"] = tuple(Hop(**_known(Hop, h)) for h in data.get("hops") or ())
+        kwargs["paths"] = tuple(PathState(**_known(PathState, p)) for p in data.get("paths") or ())
         return cls(**kwargs)
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields this version knows: a newer agent may send more (an older CLI beside it)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 def worst(states: list[str]) -> str | None:
