@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from tests.support import keyring_session
 
-from clawd_client import cli_profiles
+from clawd_client import cli_import, cli_profiles, cli_secret
 from clawd_client.profiles import ProfileStore
 
 # Fixtures from the shared helper, bound here so pytest finds them in this module.
@@ -407,9 +407,9 @@ def test_register_interface_in_process(tmp_path: Path, capsys: pytest.CaptureFix
     assert listed["profiles"][0]["target"] == "u@h:22"
     for argv, fn in [
         (["profile", "remove", "one"], cli_profiles.cmd_profile_remove),
-        (["profile", "import", "--dry-run"], cli_profiles.cmd_profile_import),
-        (["secret", "set", "one", "--password"], cli_profiles.cmd_secret_set),
-        (["secret", "clear", "one"], cli_profiles.cmd_secret_clear),
+        (["profile", "import", "--dry-run"], cli_import.cmd_profile_import),
+        (["secret", "set", "one", "--password"], cli_secret.cmd_secret_set),
+        (["secret", "clear", "one"], cli_secret.cmd_secret_clear),
     ]:
         assert parser.parse_args(argv).func is fn
 

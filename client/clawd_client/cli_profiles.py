@@ -1,52 +1,32 @@
-"""`clawd profile ...` and `clawd secret ...`: set up gateway connections and their secrets.
+"""`clawd profile add/list/remove`, and the registration of `clawd profile ...` and `clawd secret ...`.
 
 The main CLI (cli.py) owns the top-level parser; this module only adds its subcommands via
-`register(subparsers)`, each with `set_defaults(func=handler)` where `handler(args) -> int`.
-Handlers catch UserError themselves and print `clawd: <message>` plus `fix:` on stderr, so they
-behave the same whether the main CLI catches errors or not.
+`register(subparsers)`, each with `set_defaults(func=handler)` where `handler(args) -> int`:
+`profile import` is cli_import's, `secret set/clear` cli_secret's, and what `profile add`'s
+flags mean is profilebuild's. Handlers catch UserError themselves and print `clawd: <message>`
+plus `fix:` on stderr, so they behave the same whether the main CLI catches errors or not.
 
-Secrets come only from a no-echo prompt or stdin, never from argv (visible in `ps` and shell
-history), and are never printed: output says where a secret went, not what it is.
+Secrets are never printed: output says where a secret is, not what it is.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
-from pathlib import Path
+from dataclasses import fields
 from typing import Any, TextIO
 
-from clawd_gateway.errors import ConfigError, UserError
+from clawd_gateway.errors import UserError
 from clawd_gateway.protocol.constants import DEFAULT_PORT
 
+from . import cli_import, cli_secret
 from .cli_common import EXIT_OK, EXIT_USAGE, Handler, handled
-from .profiles import Profile, ProfileStore, SshTarget, parse_ssh_target, replace
+from .lazy import lazy_module
+from .profilebuild import AddOptions, build_profile
+from .profiles import Profile, ProfileStore, describe_target
 
-MAX_STDIN_SECRET = 4096
-
-
-def _lazy(name: str) -> Any:
-    """The module, loaded at its first use: the keyring and the ssh_config resolver cost tens of
-    milliseconds at import, and every `clawd` command (`clawd status` too) builds this parser."""
-    import importlib.util
-
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module.__spec__.loader = spec.loader
-    sys.modules[name] = module  # one module object: a later plain import gets this one
-    spec.loader.exec_module(module)
-    return module
-
-
-secrets = _lazy("clawd_client.secrets")
-importers = _lazy("clawd_client.importers")
-
+secrets = lazy_module("clawd_client.secrets")
 
 _handled = handled
 
@@ -60,15 +40,6 @@ def _err(text: str) -> None:
 
 
 # --- formatting -------------------------------------------------------------------------------------
-
-
-def describe_target(p: Profile) -> str:
-    if p.method == "ssh" and p.ssh is not None:
-        text = p.ssh.display()
-        if p.ssh.jump:
-            text += f" via {p.ssh.jump}"
-        return text
-    return p.url or "-"
 
 
 def _url_kind(p: Profile) -> str:
@@ -104,8 +75,9 @@ def _secret_status(p: Profile) -> dict[str, Any]:
 def _secret_word(status: dict[str, Any]) -> str:
     if status.get("error"):
         return f"unknown ({status['why']})"
-    if status["source"] and status["source"].startswith("env "):
-        return status["source"]
+    source = status["source"]
+    if isinstance(source, str) and source.startswith("env "):
+        return source
     return "stored" if status["stored"] else "missing"
 
 
@@ -126,197 +98,17 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
 # --- profile add / list / remove ---------------------------------------------------------------------
 
 
-def _existing_file(text: str, flag: str) -> str:
-    path = Path(text).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"{flag} {text}: no such file", fix=f"check the path, or leave {flag} out")
-    return str(path.resolve())
-
-
-def _check_jump(text: str) -> str:
-    for hop in text.split(","):
-        try:
-            parse_ssh_target(hop)
-        except UserError:
-            raise ConfigError(
-                f"--jump {text!r}: {hop!r} is not a jump host",
-                fix="use [user@]host[:port], several separated by commas (as ProxyJump)",
-            ) from None
-    return text
-
-
-_SSH_ONLY = ("identity", "jump", "known_hosts", "keepalive", "remote_host", "remote_port")
-_URL_ONLY = ("serve", "port", "ca_file", "no_relay", "allow_insecure_ws")
-
-
-def _refuse_flags(args: argparse.Namespace, names: tuple[str, ...], method: str) -> None:
-    given = [n for n in names if getattr(args, n, None) not in (None, False)]
-    if given:
-        flags = ", ".join("--" + n.replace("_", "-") for n in given)
-        raise ConfigError(f"{flags}: not used with {method}", fix="leave it out")
-
-
-def _host_for_url(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def tailscale_url(host: str, serve: bool, port: int | None) -> str:
-    """`--tailscale HOST [--serve | --port P]` -> the gateway URL.
-
-    Serve terminates TLS with a certificate for the MagicDNS name, so it needs a name, not an
-    IP; a name with neither flag means Serve (the recommended setup), an IP means a tailnet bind.
-    """
-    from .engine import is_tailnet_ip
-
-    raw = host.strip().rstrip(".")
-    if not raw or any(c.isspace() or c in "/?#@" for c in raw) or raw.startswith("-"):
-        raise ConfigError(
-            f"--tailscale {host!r} is not a host name or tailnet IP", fix="e.g. gateway.tail1234.ts.net"
-        )
-    bare = raw.strip("[]")
-    is_ip = is_tailnet_ip(bare) or _looks_like_ip(bare)
-    if serve and is_ip:
-        raise ConfigError(
-            f"--serve needs the MagicDNS name, not the address {bare}: "
-            "Serve's certificate is issued for the name",
-            fix="use --tailscale NAME.TAILNET.ts.net --serve, "
-            "or --port 18789 for a gateway bound to the tailnet",
-        )
-    if serve or (port is None and not is_ip):
-        return f"wss://{raw}/" if port in (None, 443) else f"wss://{raw}:{port}/"
-    return f"ws://{_host_for_url(bare)}:{port or DEFAULT_PORT}"
-
-
-def _looks_like_ip(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _url_profile(args: argparse.Namespace, method: str | None = None) -> Profile:
-    method = method or ("tailscale" if args.tailscale is not None else "direct")
-    if method == "tailscale":
-        url = tailscale_url(args.tailscale, args.serve, args.port)
-    else:
-        if args.tailscale is None:
-            _refuse_flags(args, ("serve", "port"), "--url")
-        url = args.url.strip()
-    ca_file = _existing_file(args.ca_file, "--ca-file") if args.ca_file else None
-    several = sum(1 for v in (args.ssh, args.tailscale, args.url) if v) > 1
-    if several and not url.startswith("wss://"):
-        ca_file = None  # with several paths, --ca-file is for the wss:// ones
-    profile = Profile(
-        name=args.name,
-        method=method,
-        url=url,
-        local_port=args.local_port,
-        auth=args.auth,
-        ca_file=ca_file,
-        relay=not args.no_relay,
-        allow_insecure_ws=args.allow_insecure_ws,
-    )
-    from .profiles import validate
-
-    validate(profile)
-    if method == "direct":
-        _check_plain_ws(profile)
-    return profile
-
-
-def _check_plain_ws(profile: Profile) -> None:
-    """Refuse plain ws:// off loopback and the tailnet now, not at the first connect."""
-    import asyncio
-
-    from .engine import UrlPath
-
-    path = UrlPath(profile)
-    if path.scheme != "ws" or path.insecure_ws_ok_offline():
-        return
-    try:
-        asyncio.run(path.resolve())
-    except Exception as exc:
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, UserError):
-            raise cause from None
-        raise
-
-
 @_handled
 def cmd_profile_add(args: argparse.Namespace) -> int:
-    given = [m for m, v in (("ssh", args.ssh), ("tailscale", args.tailscale), ("direct", args.url)) if v]
-    if not given:
+    options = AddOptions(**{f.name: getattr(args, f.name) for f in fields(AddOptions)})
+    if not options.paths_given():
         missing = UserError("say how to reach the gateway: --ssh, --tailscale or --url (or several)")
         missing.exit_code = EXIT_USAGE
         raise missing
-    if len(given) == 1:
-        if args.order:
-            raise ConfigError("--order is for a profile with several paths (--ssh/--tailscale/--url)")
-        if given[0] != "ssh":
-            _refuse_flags(args, _SSH_ONLY, "--tailscale/--url")
-            return _save_added(args, _url_profile(args))
-        _refuse_flags(args, _URL_ONLY, "--ssh")
-        return _save_added(args, _ssh_profile(args))
-    if args.no_relay:
-        raise ConfigError(
-            "--no-relay does not go with several paths: failover happens on the local port",
-            fix="drop --no-relay",
-        )
-    ways = {m: _ssh_profile(args) if m == "ssh" else _url_profile(args, m) for m in given}
-    order = _path_order(args.order, given)
-    first, *rest = (ways[m] for m in order)
-    return _save_added(args, replace(first, alternates=tuple(rest), prefer=args.prefer))
-
-
-def _path_order(text: str | None, given: list[str]) -> list[str]:
-    """`--order ssh,direct,tailscale`: every given path once; default --ssh, --tailscale, --url."""
-    if not text:
-        return given
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    aliases = {"url": "direct"}
-    names = [aliases.get(n, n) for n in names]
-    if sorted(names) != sorted(given):
-        raise ConfigError(
-            f"--order {text}: list each path given exactly once ({', '.join(given)})",
-            key="--order",
-            fix=f"--order {','.join(given)}",
-        )
-    return names
-
-
-def _ssh_profile(args: argparse.Namespace) -> Profile:
-    target = parse_ssh_target(args.ssh)
-    if args.keepalive is not None and not args.keepalive > 0:
-        raise ConfigError(f"--keepalive {args.keepalive:g}: must be more than 0 seconds")
-    ssh = SshTarget(
-        host=target.host,
-        user=target.user,
-        port=target.port,
-        identity=_existing_file(args.identity, "--identity") if args.identity else None,
-        jump=_check_jump(args.jump) if args.jump else None,
-        known_hosts=str(Path(args.known_hosts).expanduser().resolve()) if args.known_hosts else None,
-    )
-    profile = Profile(
-        name=args.name,
-        method="ssh",
-        ssh=ssh,
-        remote_host=args.remote_host or "127.0.0.1",
-        remote_port=args.remote_port or DEFAULT_PORT,
-        local_port=args.local_port,
-        auth=args.auth,
-    )
-    if args.keepalive is not None:
-        profile = replace(profile, keepalive_interval=float(args.keepalive))
-    return profile
+    return _save_added(args, build_profile(options))
 
 
 def _save_added(args: argparse.Namespace, profile: Profile) -> int:
-    from .profiles import validate
-
-    profile = validate(replace(profile, hold=args.hold, autoconnect=not args.no_autoconnect))
     store = ProfileStore()
     store.add(profile, replace_existing=args.replace)
     out = _out()
@@ -407,186 +199,6 @@ def cmd_profile_remove(args: argparse.Namespace) -> int:
         return EXIT_OK
     if cleared:
         out.write(f"cleared its stored {' and '.join(cleared)} from the keyring\n")
-    return EXIT_OK
-
-
-# --- profile import ------------------------------------------------------------------------------
-
-
-@_handled
-def cmd_profile_import(args: argparse.Namespace) -> int:
-    explicit = args.ssh_config is not None or args.openclaw_config is not None
-    result = importers.import_all(
-        args.ssh_config,
-        args.openclaw_config,
-        use_ssh=args.ssh_config is not None or not explicit,
-        use_openclaw=args.openclaw_config is not None or not explicit,
-    )
-    store = ProfileStore()
-    existing = store.load()
-    todo = []
-    skipped = [{"name": None, "reason": reason} for reason in result.skipped]
-    for item in result.profiles:
-        if item.profile.name in existing and not args.replace:
-            skipped.append(
-                {
-                    "name": item.profile.name,
-                    "reason": f"profile exists (from {item.origin}); --replace overwrites it",
-                }
-            )
-            continue
-        todo.append(item)
-
-    destination = None
-    if todo and any(item.secrets for item in todo):
-        if args.dry_run:
-            info = secrets.backend_info()
-            destination = f"keyring ({info['label']})" if info["usable"] else None
-        else:
-            # Fail before writing anything: half an import (profiles without their secret) is worse.
-            try:
-                backend = secrets.usable_backend()
-            except secrets.NoKeyringBackend as exc:
-                exc.fix = (exc.fix or "") + (
-                    "\n       or import only the SSH config (it carries no secret): "
-                    "clawd profile import --ssh-config ~/.ssh/config"
-                )
-                raise
-            destination = f"keyring ({secrets.backend_label(backend)})"
-
-    imported = []
-    for item in todo:
-        stored: dict[str, str | None] = {}
-        if not args.dry_run:
-            store.add(item.profile, replace_existing=args.replace)
-            for kind, secret in item.secrets.items():
-                stored[kind] = secrets.set_secret(item.profile.name, kind, secret.value)
-        else:
-            stored = dict.fromkeys(item.secrets, destination)
-        imported.append(
-            {
-                "name": item.profile.name,
-                "method": item.profile.method,
-                "target": describe_target(item.profile),
-                "local_url": item.profile.local_url if item.profile.method == "ssh" else item.profile.url,
-                "auth": item.profile.auth,
-                "origin": item.origin,
-                "secrets": [
-                    {"kind": kind, "from": item.secrets[kind].source, "to": where}
-                    for kind, where in stored.items()
-                ],
-                "notes": item.notes,
-            }
-        )
-
-    out = _out()
-    if args.json:
-        body = {
-            "dry_run": args.dry_run,
-            "profiles_file": str(store.path),
-            "sources": result.sources,
-            "imported": imported,
-            "skipped": skipped,
-        }
-        json.dump(body, out, indent=2)
-        out.write("\n")
-        return EXIT_OK
-    verb = "would import" if args.dry_run else "imported"
-    for entry in imported:
-        out.write(
-            f"{verb} {entry['name']}: {entry['method']} {entry['target']} -> {entry['local_url']} "
-            f"(from {entry['origin']})\n"
-        )
-        for s in entry["secrets"]:
-            where = s["to"] or "nowhere yet: no usable keyring"
-            out.write(f"  {s['kind']} ({s['from']}) -> {where}\n")
-        for note in entry["notes"]:
-            out.write(f"  note: {note}\n")
-    for entry in skipped:
-        who = f"{entry['name']}: " if entry["name"] else ""
-        out.write(f"skipped {who}{entry['reason']}\n")
-    if not imported:
-        out.write("nothing imported\n")
-    elif not args.dry_run:
-        out.write(f"profiles saved in {store.path}; secrets only in the keyring\n")
-    return EXIT_OK
-
-
-# --- secret set / clear ----------------------------------------------------------------------------
-
-
-def _read_secret(prompt: str) -> str:
-    """A no-echo prompt on a terminal, else exactly one line from stdin (never argv)."""
-    stdin = sys.stdin
-    if stdin is not None and stdin.isatty():
-        try:
-            value = getpass.getpass(prompt)
-        except EOFError:
-            value = ""
-    else:
-        if stdin is None:
-            raise UserError(
-                "no terminal and no stdin to read the secret from",
-                fix="pipe it in: ... | clawd secret set NAME",
-            )
-        value = stdin.readline(MAX_STDIN_SECRET + 2)
-    value = value.rstrip("\r\n")
-    if not value.strip():
-        raise UserError(
-            "no secret given (the input was empty)",
-            fix='type it at the prompt, or pipe it in: printf %s "$TOKEN" | clawd secret set NAME',
-        )
-    return value
-
-
-@_handled
-def cmd_secret_set(args: argparse.Namespace) -> int:
-    profile = ProfileStore().get(args.name)
-    kind = "password" if args.password else profile.auth
-    what = "gateway password" if kind == "password" else "gateway token"
-    secrets.usable_backend()  # say "no keyring" before asking the user to type anything
-    value = _read_secret(f"{what} for profile {profile.name}: ")
-    where = secrets.set_secret(profile.name, kind, value)
-    del value
-    out = _out()
-    out.write(f"stored the {what} for profile {profile.name} in the {where}\n")
-    if kind != profile.auth:
-        out.write(f"note: profile {profile.name} uses {profile.auth} auth, so this {kind} is not used yet\n")
-    override = secrets.env_override(kind)
-    if override is not None:
-        out.write(
-            f"note: {override.source.removeprefix('env ')} is set here and overrides the stored {kind}\n"
-        )
-    if kind == profile.auth and _reconnect_if_up(profile.name):
-        out.write(f"the agent reconnects {profile.name} with it now\n")
-    return EXIT_OK
-
-
-def _reconnect_if_up(name: str) -> bool:
-    """A tunnel that is up keeps the secret it read for its connection: have it read the new one."""
-    from . import api
-
-    client = api.running()
-    if client is None:
-        return False
-    with client:
-        try:
-            return bool(client.request("reconnect", profiles=[name]).get("reconnecting"))
-        except UserError:  # not up: it reads the keyring when it comes up
-            return False
-
-
-@_handled
-def cmd_secret_clear(args: argparse.Namespace) -> int:
-    known = args.name in ProfileStore().load()
-    cleared = secrets.clear_secret(args.name)
-    out = _out()
-    if cleared:
-        out.write(f"cleared the stored {' and '.join(cleared)} of profile {args.name}\n")
-        return EXIT_OK
-    if not known:
-        raise UserError(f"no profile named {args.name!r} and no stored secret for it")
-    out.write(f"profile {args.name} had no stored secret\n")
     return EXIT_OK
 
 
@@ -701,43 +313,9 @@ def register(subparsers: Any) -> None:
     rm.add_argument("name", metavar="NAME")
     rm.set_defaults(func=cmd_profile_remove)
 
-    imp = psub.add_parser(
-        "import",
-        help="import ~/.ssh/config LocalForward hosts and OpenClaw's gateway.remote",
-        description=(
-            "Without options, reads both ~/.ssh/config and OpenClaw's config. Naming one file "
-            "imports from that source only (name both to read both). SSH hosts are resolved as "
-            "`ssh ALIAS` resolves them; what only a command or DNS could decide (Match exec, "
-            "CanonicalizeHostname) stops the import with the file and line (exit 78)."
-        ),
-    )
-    imp.add_argument(
-        "--ssh-config",
-        metavar="FILE",
-        help="an ssh_config file, read alone like ssh -F (default: ~/.ssh/config, then /etc/ssh/ssh_config)",
-    )
-    imp.add_argument(
-        "--openclaw-config", metavar="FILE", help="OpenClaw config (default ~/.openclaw/openclaw.json)"
-    )
-    imp.add_argument("--dry-run", action="store_true", help="show what would be imported; change nothing")
-    imp.add_argument("--replace", action="store_true", help="overwrite profiles that already exist")
-    imp.add_argument("--json", action="store_true", help="machine-readable output")
-    imp.set_defaults(func=cmd_profile_import)
+    cli_import.register(psub)
 
-    secret = subparsers.add_parser("secret", help="gateway secrets in the OS keyring (set, clear)")
-    secret.set_defaults(func=_help_for(secret))
-    ssub = secret.add_subparsers(dest="secret_command", metavar="ACTION")
-    sset = ssub.add_parser(
-        "set",
-        help="store a profile's gateway token (or --password) in the keyring",
-        description="Reads the secret from a no-echo prompt, or one line from stdin when piped; never argv.",
-    )
-    sset.add_argument("name", metavar="NAME")
-    sset.add_argument("--password", action="store_true", help="store a gateway password instead of a token")
-    sset.set_defaults(func=cmd_secret_set)
-    sclear = ssub.add_parser("clear", help="delete a profile's stored secrets from the keyring")
-    sclear.add_argument("name", metavar="NAME")
-    sclear.set_defaults(func=cmd_secret_clear)
+    cli_secret.register(subparsers)
 
 
 __all__ = ["describe_target", "register"]

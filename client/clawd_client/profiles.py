@@ -313,4 +313,23 @@ def _known(profiles: dict[str, Profile]) -> str:
     return f" (known: {', '.join(sorted(profiles))})" if profiles else " (none are set up yet)"
 
 
-__all__ = ["Profile", "ProfileStore", "SshTarget", "parse_ssh_target", "replace", "url_target", "validate"]
+def describe_target(p: Profile) -> str:
+    """Where one way in goes, for people: `user@host:22 via jump`, or the gateway URL."""
+    if p.method == "ssh" and p.ssh is not None:
+        text = p.ssh.display()
+        if p.ssh.jump:
+            text += f" via {p.ssh.jump}"
+        return text
+    return p.url or "-"
+
+
+__all__ = [
+    "Profile",
+    "ProfileStore",
+    "SshTarget",
+    "describe_target",
+    "parse_ssh_target",
+    "replace",
+    "url_target",
+    "validate",
+]
