@@ -14,7 +14,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from tests.support.clientcli import clawd, connected, isolated_env
+from tests.support.clientcli import clawd, connected
 from tests.support.fake_tailscale import FakeTailscale
 from tests.support.servers import free_port
 from tests.support.supervisor import supervised
@@ -185,9 +185,9 @@ def test_not_installed_is_fatal_and_names_the_fix(serve, monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def cli_env(tmp_path, fake):
-    env = isolated_env(tmp_path)
-    env["OPENCLAW_GATEWAY_TOKEN"] = TOKEN  # the keyring path is covered by test_client_direct
+def cli_env(client_env, fake):
+    """A real keyring (the agent reads secrets only from there) and the fake tailscale."""
+    env = dict(client_env)
     env.update(fake.env)
     return env
 
@@ -212,6 +212,7 @@ def add_serve_profile(env, serve, local_port):
     )
     assert r.returncode == 0, r.stderr
     assert f"tailscale wss://{NAME}:{serve.port}/ (Tailscale Serve, TLS verified)" in r.stdout
+    assert clawd(["secret", "set", "ts"], env, input=TOKEN + "\n").returncode == 0
 
 
 def test_cli_connect_status_doctor(cli_env, serve):

@@ -19,10 +19,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ import psutil
 import pytest
 from tests.support.clientcli import agent_pid, stop_agent
 from tests.support.desktop import Desktop, desktop_session, text_bands, wait_for
+from tests.support.keyring_session import SECRET_SERVICE_BACKEND, start_unlocked_keyring
 from tests.support.servers import free_port
 from tests.support.supervisor import ssh_profile
 
@@ -48,8 +51,24 @@ def _pixels(image: Any) -> Any:
 
 @pytest.fixture
 def desktop(tmp_path: Path):
+    """Xvfb + a tray host, and a real Secret Service on the desktop's own bus: the agent the
+    tray starts reads gateway secrets from the keyring only."""
     with desktop_session(tmp_path / "desktop") as desk:
-        yield desk
+        run = Path(tempfile.mkdtemp(prefix="clawd-dkr-"))
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("DBUS_", "GNOME_KEYRING", "PYTHON_KEYRING"))
+        }
+        env.update(XDG_RUNTIME_DIR=str(run), XDG_DATA_HOME=str(run / "data"), XDG_CONFIG_HOME=str(run / "cfg"))
+        log = (run / "keyring.log").open("wb")
+        daemon = start_unlocked_keyring(desk.bus_address, run, log, env)
+        try:
+            yield desk
+        finally:
+            daemon.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                daemon.wait(10)
+            log.close()
+            shutil.rmtree(run, ignore_errors=True)
 
 
 @pytest.fixture
@@ -130,6 +149,22 @@ def _save(image: Any, path: Path, scale: int = 1) -> None:
     image.save(path)
 
 
+def _store_tokens(env: dict[str, str]) -> None:
+    """Every profile's gateway token into the keyring, as a user does with `clawd secret set`."""
+    from clawd_client.profiles import ProfileStore
+
+    for name in ProfileStore(Path(env["CLAWD_CONFIG_DIR"]) / "profiles.json").load():
+        r = subprocess.run(
+            [sys.executable, "-m", "clawd_client", "secret", "set", name],
+            input=TOKEN + "\n",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+
+
 class TrayDriver:
     """The tray process plus the person in front of the screen."""
 
@@ -143,6 +178,7 @@ class TrayDriver:
         self.run = run
         self.out = (artifacts / f"{run}.stdout").open("wb")
         self.err = (artifacts / f"{run}.stderr").open("wb")
+        _store_tokens(env)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "clawd_client", "tray", *args],
             env=env,
@@ -297,8 +333,7 @@ def _tray_env(desktop: Desktop, tmp_path: Path, backend: str) -> dict[str, str]:
         XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"),
         CLAWD_CONFIG_DIR=str(tmp_path / "cfg"),
         CLAWD_STATE_DIR=str(tmp_path / "state"),
-        OPENCLAW_GATEWAY_TOKEN=TOKEN,  # the agent the tray starts inherits it: the token comes from the env
-        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+        PYTHON_KEYRING_BACKEND=SECRET_SERVICE_BACKEND,  # the desktop bus's gnome-keyring
         PYSTRAY_BACKEND=backend,
         PYTHONUNBUFFERED="1",
         PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.support.servers import require
@@ -77,6 +78,33 @@ def _name_has_owner(address: str, name: str) -> bool:
         return bool(reply.body[0])
 
 
+def start_unlocked_keyring(
+    address: str, run: Path, log: Any, env: dict[str, str], password: str = "clawd-test-keyring"
+) -> subprocess.Popen[bytes]:
+    """gnome-keyring-daemon (secrets only, unlocked) on the bus at `address`, once it owns
+    org.freedesktop.secrets; `run` is a private dir for its control socket."""
+    gnome_keyring = shutil.which("gnome-keyring-daemon")
+    require(gnome_keyring is not None, f"a real Secret Service needs gnome-keyring-daemon ({INSTALL_HINT})")
+    assert gnome_keyring is not None
+    daemon = subprocess.Popen(
+        [gnome_keyring, "--foreground", "--unlock", "--components=secrets", f"--control-directory={run}/keyring"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        env=dict(env, DBUS_SESSION_BUS_ADDRESS=address),
+    )
+    assert daemon.stdin is not None
+    daemon.stdin.write(password.encode())
+    daemon.stdin.close()
+    deadline = time.monotonic() + 10
+    while not _name_has_owner(address, "org.freedesktop.secrets"):
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            _stop(daemon)
+            pytest.fail(f"gnome-keyring-daemon did not come up on the bus {address} (exit {daemon.poll()})")
+        time.sleep(0.02)
+    return daemon
+
+
 @contextlib.contextmanager
 def secret_service_session(password: str = "clawd-test-keyring") -> Iterator[KeyringSession]:
     """Start the bus and the unlocked keyring daemon; yield; stop both. Fails loudly on timeouts."""
@@ -127,31 +155,7 @@ def secret_service_session(password: str = "clawd-test-keyring") -> Iterator[Key
         if not address:
             pytest.fail(f"dbus-daemon printed no address (log: {(root / 'daemons.log').read_text()[-500:]})")
         env = dict(base_env, DBUS_SESSION_BUS_ADDRESS=address)
-        daemon = subprocess.Popen(
-            [
-                gnome_keyring,
-                "--foreground",
-                "--unlock",
-                "--components=secrets",
-                f"--control-directory={run}/keyring",
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            env=env,
-        )
-        assert daemon.stdin is not None
-        daemon.stdin.write(password.encode())
-        daemon.stdin.close()
-        deadline = time.monotonic() + 10
-        while not _name_has_owner(address, "org.freedesktop.secrets"):
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(
-                    "gnome-keyring-daemon did not come up on the test bus "
-                    f"(exit {daemon.poll()}; log: {(root / 'daemons.log').read_text()[-800:]})"
-                )
-            time.sleep(0.02)
+        daemon = start_unlocked_keyring(address, run, log, env, password)
         # For clients: the caller's environment (its HOME etc.) plus the bus and the backend choice.
         client_env = {
             k: v
