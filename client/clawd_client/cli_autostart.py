@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from clawd_gateway.errors import UserError
 
 from . import autostart
 from .autostart import Autostart, Launcher
-from .cli_common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Handler, handled
+from .cli_common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, handled, help_for
 
 
 class _NoPerProfile(UserError):
@@ -188,14 +187,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_FAIL if failing else EXIT_OK
 
 
-def _help_for(parser: argparse.ArgumentParser) -> Handler:
-    def show(args: argparse.Namespace) -> int:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-
-    return show
-
-
 def register(subparsers: Any) -> None:
     """Add `autostart` to the main CLI's `add_subparsers()` object."""
     top = subparsers.add_parser(
@@ -208,7 +199,7 @@ def register(subparsers: Any) -> None:
             "the Python running this command; they never contain secrets."
         ),
     )
-    top.set_defaults(func=_help_for(top))
+    top.set_defaults(func=help_for(top))
     sub = top.add_subparsers(dest="autostart_command", metavar="ACTION")
 
     enable = sub.add_parser(

@@ -31,3 +31,13 @@ def handled(fn: Handler) -> Handler:
             return 130
 
     return wrapper
+
+
+def help_for(parser: argparse.ArgumentParser) -> Handler:
+    """A command group run without its subcommand (`clawd profile`): its help, exit 2."""
+
+    def show(args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    return show

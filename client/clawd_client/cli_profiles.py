@@ -21,7 +21,7 @@ from clawd_gateway.errors import UserError
 from clawd_gateway.protocol.constants import DEFAULT_PORT
 
 from . import cli_import, cli_secret
-from .cli_common import EXIT_OK, EXIT_USAGE, Handler, handled
+from .cli_common import EXIT_OK, EXIT_USAGE, handled, help_for
 from .lazy import lazy_module
 from .profilebuild import AddOptions, build_profile
 from .profiles import Profile, ProfileStore, describe_target
@@ -211,21 +211,13 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _help_for(parser: argparse.ArgumentParser) -> Handler:
-    def show(args: argparse.Namespace) -> int:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-
-    return show
-
-
 def register(subparsers: Any) -> None:
     """Add `profile` and `secret` to the main CLI's `add_subparsers()` object.
 
     Every leaf parser sets `func`; the main CLI calls `args.func(args)` and exits with the result.
     """
     profile = subparsers.add_parser("profile", help="gateway connection profiles (add, list, remove, import)")
-    profile.set_defaults(func=_help_for(profile))
+    profile.set_defaults(func=help_for(profile))
     psub = profile.add_subparsers(dest="profile_command", metavar="ACTION")
 
     add = psub.add_parser(

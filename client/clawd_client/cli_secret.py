@@ -14,7 +14,7 @@ from typing import Any
 
 from clawd_gateway.errors import UserError
 
-from .cli_common import EXIT_OK, EXIT_USAGE, Handler, handled
+from .cli_common import EXIT_OK, handled, help_for
 from .lazy import lazy_module
 from .profiles import ProfileStore
 
@@ -98,18 +98,10 @@ def cmd_secret_clear(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _help_for(parser: argparse.ArgumentParser) -> Handler:
-    def show(args: argparse.Namespace) -> int:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-
-    return show
-
-
 def register(subparsers: Any) -> None:
     """Add `secret` (set, clear) to the main CLI's `add_subparsers()` object."""
     secret = subparsers.add_parser("secret", help="gateway secrets in the OS keyring (set, clear)")
-    secret.set_defaults(func=_help_for(secret))
+    secret.set_defaults(func=help_for(secret))
     ssub = secret.add_subparsers(dest="secret_command", metavar="ACTION")
     sset = ssub.add_parser(
         "set",
