@@ -15,6 +15,7 @@ conftest points $HOME at a temp dir; both sides are compared after their own rea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -468,6 +469,8 @@ def hangup_port() -> Iterator[int]:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield server.getsockname()[1]
+    with contextlib.suppress(OSError):
+        server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (close alone does not)
     server.close()
     thread.join(timeout=10)
 
