@@ -223,7 +223,7 @@ def backend_info(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         if usable and chosen is None:
             chosen, chosen_reason = member, why
     if chosen is None:
-        reasons = "; ".join(entry["reason"] for entry in chain) or "keyring offered no backend"
+        reasons = "; ".join(str(entry["reason"]) for entry in chain) or "keyring offered no backend"
         probe = _platform_probe()
         if probe and backend_id(found) != "keyring.backends.null.Keyring":
             reasons += f"; the platform backend says: {probe}"

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from . import __version__, cli_nodes
 from .cli_audit import add_audit_parser, cmd_audit
@@ -337,7 +337,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_install_service(args: argparse.Namespace) -> int:
     from . import service
 
-    scope = "user" if args.user else "system"
+    scope: Literal["user", "system"] = "user" if args.user else "system"
     plan = service.plan_install(scope=scope, manager=args.manager, config=args.config, run_as=args.run_as)
     sp = plan.paths
     if args.print_only:
@@ -382,7 +382,7 @@ def _print_steps(ran: Any, next_steps: Any, heading: str) -> None:
 def cmd_uninstall_service(args: argparse.Namespace) -> int:
     from . import service
 
-    scope = "user" if args.user else "system"
+    scope: Literal["user", "system"] = "user" if args.user else "system"
     result = service.uninstall(scope=scope, manager=args.manager, purge=args.purge, disable=args.disable)
     for path in result.removed:
         print(f"clawd-gateway: removed {path}")
