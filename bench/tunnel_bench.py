@@ -74,6 +74,7 @@ HOST = "127.0.0.1"
 BLOCK = 1 << 20
 TARGET_THROUGHPUT_X = 0.8
 TARGET_RTT_X = 1.2
+TARGET_CPU_X = 1.3  # forwarder CPU per GiB vs OpenSSH's
 TARGET_DETECT_S = 4.0
 TARGET_RECONNECT_S = 0.5
 TARGET_IDLE_CPU_PCT = 1.0  # "~0": below 1 % of one core
@@ -81,6 +82,24 @@ KEEPALIVE_S = 1.0
 KEEPALIVE_COUNT = 3
 REACHABILITY_POLL_S = 0.2  # the prototype's TCP-connect poll of the SSH port during backoff
 RTT_ROUNDS = 4
+# The forwarder columns. All but "ssh" and "direct" run the same clawd forwarder (the agent's data
+# path, unchanged code) in its own process: "patched" with a patched copy of asyncssh first on its
+# sys.path (--asyncssh-patch), "uvloop" on uvloop's event loop, "tuned" with the monkeypatch
+# prototypes of TUNINGS (--tune).
+FORWARDER_COLUMNS = ("clawd", "patched", "uvloop", "tuned")
+COLUMNS = (*FORWARDER_COLUMNS, "ssh", "direct")
+DEFAULT_COLUMNS = ("clawd", "patched", "uvloop", "ssh", "direct")
+COLUMN_LABELS = {
+    "clawd": "clawd",
+    "patched": "clawd+patched asyncssh",
+    "uvloop": "clawd uvloop",
+    "tuned": "clawd tuned*",
+    "ssh": "OpenSSH ssh -L",
+    "direct": "direct TCP",
+}
+COLUMN_SHORT = {"clawd": "clawd", "patched": "patched", "uvloop": "uvloop", "tuned": "tuned"}
+ASYNCSSH_PATCH_VERSION = "2.24.1"  # the asyncssh release the bench/*.patch files are made against
+DATAPATH_PATCH = Path(__file__).resolve().parent / "asyncssh-2.24.1-datapath.patch"
 
 
 # -- small utilities ------------------------------------------------------------------------------
@@ -837,14 +856,19 @@ DEFAULT_TUNED = (
 
 
 def _clawd_forwarder_main(
-    conn: Connection, profile_json: dict[str, Any], home: str, tunings: list[str]
+    conn: Connection, profile_json: dict[str, Any], home: str, tunings: list[str], loop: str = "asyncio"
 ) -> None:
-    """Child process: open_tunnel (the real engine code), report the port, forward until told to stop."""
+    """Child process: open_tunnel (the real engine code), report the port, forward until told to stop.
+    `loop` "uvloop" runs it on uvloop's event loop instead of asyncio's."""
     os.environ["HOME"] = home  # no ~/.ssh/config of the machine; same as ssh -F /dev/null
     os.environ.pop("SSH_AUTH_SOCK", None)
     try:
         for name in tunings:
             TUNINGS[name]()
+        if loop == "uvloop":
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         asyncio.run(_forward_until_told(conn, Profile.from_json(profile_json)))
     except Exception as exc:
         with contextlib.suppress(OSError):
@@ -866,7 +890,13 @@ async def _forward_until_told(conn: Connection, profile: Profile) -> None:
     listener.set_opener(opened.open_stream, opened.dials)
     try:
         cipher = opened.extra.get("cipher")
-        info = {"port": port, "send_cipher": cipher, "recv_cipher": cipher}
+        info = {
+            "port": port,
+            "send_cipher": cipher,
+            "recv_cipher": cipher,
+            "asyncssh": f"{asyncssh.__version__} {Path(asyncssh.__file__).parent}",
+            "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+        }
         conn.send(("ready", info))
         await asyncio.to_thread(conn.recv)
     finally:
@@ -881,28 +911,54 @@ class Forwarder:
     port: int
     pid: int | None  # the forwarding process (None: direct TCP)
     cipher: str
+    runtime: str = ""  # clawd: "asyncssh VERSION DIR, LOOP" as the forwarder process reported it
 
 
 @contextlib.contextmanager
-def clawd_forwarder(name: str, profile: Profile, home: Path, tunings: list[str]) -> Iterator[Forwarder]:
+def clawd_forwarder(
+    name: str,
+    profile: Profile,
+    home: Path,
+    tunings: list[str],
+    *,
+    pythonpath: Path | None = None,
+    loop: str = "asyncio",
+) -> Iterator[Forwarder]:
+    """The clawd forwarder in a spawned process. `pythonpath`: a directory put first on that
+    process's sys.path, e.g. a patched copy of asyncssh; the process must then report that it
+    imported asyncssh from there. `loop`: "asyncio" or "uvloop"."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(
         target=_clawd_forwarder_main,
-        args=(child, profile.to_json(), str(home), tunings),
+        args=(child, profile.to_json(), str(home), tunings, loop),
         daemon=True,
         name=f"bench-{name}",
     )
-    proc.start()
+    # spawn hands the child this process's sys.path (as of start()), and the child imports asyncssh
+    # (with this module) before the target runs: so the copy goes first on sys.path just for start()
+    saved = list(sys.path)
+    if pythonpath is not None:
+        sys.path.insert(0, str(pythonpath))
+    try:
+        proc.start()
+    finally:
+        sys.path[:] = saved
     try:
         if not parent.poll(30):
             raise TimeoutError(f"{name}: no tunnel after 30 s")
         kind, info = parent.recv()
         if kind != "ready":
             raise RuntimeError(f"{name}: {info}")
+        if pythonpath is not None and str(pythonpath) not in info["asyncssh"]:
+            raise RuntimeError(f"{name}: asyncssh came from {info['asyncssh']}, not {pythonpath}")
+        if info["loop"] != loop:
+            raise RuntimeError(f"{name}: runs on {info['loop']}, not {loop}")
         cipher = f"{info['send_cipher']}/{info['recv_cipher']}"
         assert proc.pid is not None
-        yield Forwarder(name, int(info["port"]), proc.pid, cipher)
+        yield Forwarder(
+            name, int(info["port"]), proc.pid, cipher, f"asyncssh {info['asyncssh']}, {info['loop']}"
+        )
     finally:
         with contextlib.suppress(OSError, ValueError):
             parent.send("stop")
@@ -997,6 +1053,7 @@ class Mode:
     sshd_cpu_down: list[float] = field(default_factory=list)
     rtt: dict[str, Any] | None = None
     cipher: str = ""
+    runtime: str = ""  # the clawd forwarders: asyncssh version and directory, event loop
     error: str | None = None
 
 
@@ -1011,7 +1068,7 @@ def measure_transfer(
     for m_ in modes:
         f = fwd.get(m_.name)
         if f is not None:
-            m_.cipher = f.cipher
+            m_.cipher, m_.runtime = f.cipher, f.runtime
     for rep in range(args.runs):
         for direction in ("up", "down"):
             for mode in modes:
@@ -1634,15 +1691,16 @@ def report(
     notes: list[str],
     wan: WanResult | None = None,
 ) -> str:
-    cl, tu, ss, di = modes["clawd"], modes["tuned"], modes["ssh"], modes["direct"]
+    """One row per metric; a column per forwarder in args.columns (the clawd variants, then
+    OpenSSH and direct TCP), then each clawd variant's ratio to OpenSSH, the target, and a
+    PASS/FAIL per clawd variant."""
+    cols = [c for c in args.columns if c in FORWARDER_COLUMNS]  # the clawd variants, in order
     header = (
         "metric",
-        "clawd",
-        "clawd tuned*",
+        *(COLUMN_LABELS[c] for c in cols),
         "OpenSSH",
         "direct",
-        "clawd/ssh",
-        "tuned/ssh",
+        *(f"{COLUMN_SHORT[c]}/ssh" for c in cols),
         "target",
         "result",
     )
@@ -1651,178 +1709,175 @@ def report(
     def xr(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.2f}x"
 
-    def both(ok_stock: bool | None, ok_tuned: bool | None) -> str:
-        out = _verdict(ok_stock)
-        if ok_tuned is not None and not args.skip_tuned:
-            out += f" (tuned {_verdict(ok_tuned)})"
-        return out
+    def row(
+        metric: str,
+        cells: dict[str, str],
+        ssh: str,
+        direct: str,
+        ratios: dict[str, float | None],
+        target: str,
+        ok: Callable[[float], bool] | None,
+    ) -> None:
+        verdicts = [
+            f"{COLUMN_SHORT[c]} {_verdict(ok(r) if (r := ratios.get(c)) is not None else None)}"
+            for c in cols
+            if ok is not None
+        ]
+        rows.append(
+            (
+                metric,
+                *(cells.get(c, "") for c in cols),
+                ssh,
+                direct,
+                *((xr(ratios.get(c)) if c in ratios else "") for c in cols),
+                target,
+                ", ".join(verdicts),
+            )
+        )
 
     for direction, label in (("up", "upload"), ("down", "download")):
         vals = {k: median(getattr(v, direction)) for k, v in modes.items()}
-        rc, rt = _ratio(vals["clawd"], vals["ssh"]), _ratio(vals["tuned"], vals["ssh"])
-        rows.append(
-            (
-                f"(1) {label} {args.mib} MiB [MB/s]",
-                _spread(getattr(cl, direction), ".0f"),
-                _spread(getattr(tu, direction), ".0f"),
-                _spread(getattr(ss, direction), ".0f"),
-                _spread(getattr(di, direction), ".0f"),
-                xr(rc),
-                xr(rt),
-                f">= {TARGET_THROUGHPUT_X:g}x",
-                both(rc >= TARGET_THROUGHPUT_X if rc else None, rt >= TARGET_THROUGHPUT_X if rt else None),
-            )
+        row(
+            f"(1) {label} {args.mib} MiB [MB/s]",
+            {c: _spread(getattr(modes[c], direction), ".0f") for c in cols},
+            _spread(getattr(modes["ssh"], direction), ".0f"),
+            _spread(getattr(modes["direct"], direction), ".0f"),
+            {c: _ratio(vals[c], vals["ssh"]) for c in cols},
+            f">= {TARGET_THROUGHPUT_X:g}x",
+            lambda r: r >= TARGET_THROUGHPUT_X,
         )
-        cpu = {}
+        cpu: dict[str, str] = {}
+        per_gib: dict[str, float] = {}
         for k, v in modes.items():
             c, secs = getattr(v, f"cpu_{direction}"), getattr(v, f"secs_{direction}")
             if c and secs:
-                per_gib = statistics.median(c) / (args.mib / 1024)
+                per_gib[k] = statistics.median(c) / (args.mib / 1024)
                 core = statistics.median([a / b for a, b in zip(c, secs, strict=True)]) * 100
-                cpu[k] = f"{per_gib:.2f} s/GiB, {core:.0f}%"
-        rows.append(
-            (
-                "    forwarder CPU (per GiB, % of a core)",
-                cpu.get("clawd", "n/a"),
-                cpu.get("tuned", "n/a"),
-                cpu.get("ssh", "n/a"),
-                "-",
-                "",
-                "",
-                "",
-                "",
-            )
+                cpu[k] = f"{per_gib[k]:.2f} s/GiB, {core:.0f}%"
+        row(
+            "    forwarder CPU (per GiB, % of a core)",
+            {c: cpu.get(c, "n/a") for c in cols},
+            cpu.get("ssh", "n/a"),
+            "-",
+            {c: _ratio(per_gib.get(c), per_gib.get("ssh")) for c in cols},
+            f"<= {TARGET_CPU_X:g}x",
+            lambda r: r <= TARGET_CPU_X,
         )
         sshd_cpu = {
             k: f"{statistics.median(v) / (args.mib / 1024):.2f} s/GiB"
             for k, mo in modes.items()
             if (v := getattr(mo, f"sshd_cpu_{direction}"))
         }
-        rows.append(
-            (
-                "    sshd session CPU (per GiB)",
-                sshd_cpu.get("clawd", "n/a"),
-                sshd_cpu.get("tuned", "n/a"),
-                sshd_cpu.get("ssh", "n/a"),
-                "-",
-                "",
-                "",
-                "",
-                "",
-            )
+        row(
+            "    sshd session CPU (per GiB)",
+            {c: sshd_cpu.get(c, "n/a") for c in cols},
+            sshd_cpu.get("ssh", "n/a"),
+            "-",
+            {},
+            "",
+            None,
         )
     for key, label in (("p50_us", "p50"), ("p99_us", "p99")):
         us = {k: (mo.rtt or {}).get(key) for k, mo in modes.items()}
-        rc, rt = _ratio(us["clawd"], us["ssh"]), _ratio(us["tuned"], us["ssh"])
         is_p50 = key == "p50_us"
+        row(
+            f"(2) echo {args.rtt_size} B x {args.rtt_count} {label} [us]",
+            {c: _f(us[c], ".0f") for c in cols},
+            _f(us["ssh"], ".0f"),
+            _f(us["direct"], ".0f"),
+            {c: _ratio(us[c], us["ssh"]) for c in cols},
+            f"<= {TARGET_RTT_X:g}x" if is_p50 else "",
+            (lambda r: r <= TARGET_RTT_X) if is_p50 else None,
+        )
+
+    def other(metric: str, clawd: str, tuned: str, ssh: str, ratio: str, target: str, result: str) -> None:
+        cells = {"clawd": clawd, "tuned": tuned}
         rows.append(
             (
-                f"(2) echo {args.rtt_size} B x {args.rtt_count} {label} [us]",
-                _f(us["clawd"], ".0f"),
-                _f(us["tuned"], ".0f"),
-                _f(us["ssh"], ".0f"),
-                _f(us["direct"], ".0f"),
-                xr(rc),
-                xr(rt),
-                f"<= {TARGET_RTT_X:g}x" if is_p50 else "",
-                both(rc <= TARGET_RTT_X if rc else None, rt <= TARGET_RTT_X if rt else None)
-                if is_p50
-                else "",
+                metric,
+                *(cells.get(c, "") for c in cols),
+                ssh,
+                "-",
+                *((ratio if c == "clawd" else "") for c in cols),
+                target,
+                result,
             )
         )
-    mc, ms, msup = median(start.clawd_cli), median(start.ssh), median(start.supervisor)
-    rows.append(
-        (
+
+    if "start" in args.phases:
+        mc, ms = median(start.clawd_cli), median(start.ssh)
+        other(
             "(3) start -> healthy [s] (median)",
             _spread(start.clawd_cli, ".3f") + " CLI",
             _spread(start.supervisor, ".3f") + " in-proc",
             _spread(start.ssh, ".3f"),
-            "-",
             xr(_ratio(mc, ms)),
-            xr(_ratio(msup, ms)),
             "report",
             "",
         )
-    )
-    dc, ds = (max(detect.clawd) if detect.clawd else None), (max(detect.ssh) if detect.ssh else None)
-    rows.append(
-        (
+    if "detect" in args.phases:
+        dc = max(detect.clawd) if detect.clawd else None
+        ds = max(detect.ssh) if detect.ssh else None
+        other(
             "(4) silent drop detected [s] (med; max)",
             f"{_spread(detect.clawd, '.2f')}; {_f(dc, '.2f')}",
             "",
             f"{_spread(detect.ssh, '.2f')}; {_f(ds, '.2f')}",
-            "-",
             xr(_ratio(median(detect.clawd), median(detect.ssh))),
-            "",
             f"<= {TARGET_DETECT_S:g} s (max)",
             _verdict(dc <= TARGET_DETECT_S if dc is not None else None),
         )
-    )
-    rs, rtu = (max(rec.stock) if rec.stock else None), (max(rec.tuned) if rec.tuned else None)
-    rows.append(
-        (
+    if "reconnect" in args.phases:
+        rs, rtu = (max(rec.stock) if rec.stock else None), (max(rec.tuned) if rec.tuned else None)
+        result = _verdict(rs <= TARGET_RECONNECT_S if rs is not None else None)
+        if rtu is not None and "tuned" in cols:
+            result += f" (tuned {_verdict(rtu <= TARGET_RECONNECT_S)})"
+        other(
             "(5) sshd ready -> healthy [s] (med; max)",
             f"{_spread(rec.stock, '.2f')}; {_f(rs, '.2f')}",
             f"{_spread(rec.tuned, '.2f')}; {_f(rtu, '.2f')}" if rec.tuned else "n/a",
             "n/a (no retry)",
-            "-",
-            "",
             "",
             f"<= {TARGET_RECONNECT_S:g} s (max)",
-            both(
-                rs <= TARGET_RECONNECT_S if rs is not None else None,
-                rtu <= TARGET_RECONNECT_S if rtu else None,
-            ),
+            result,
         )
-    )
-    rows.append(
-        (
+    if "start" in args.phases:
+        other(
             f"(6) idle CPU over {start.idle_seconds:.0f} s [% of a core]",
             _f(start.idle_clawd_pct, ".2f", "%") + " agent",
             "",
             _f(start.idle_ssh_pct, ".2f", "%"),
-            "-",
-            "",
             "",
             f"~0 (< {TARGET_IDLE_CPU_PCT:g}%)",
             _verdict(
                 start.idle_clawd_pct < TARGET_IDLE_CPU_PCT if start.idle_clawd_pct is not None else None
             ),
         )
-    )
     if wan is not None and wan.modes:
         wc, ws = wan.modes["clawd"], wan.modes["ssh"]
         tag = f"{args.wan_rtt_ms:g} ms/{args.wan_mbit} Mbit ({WAN_SHAPING[0]})"
         for direction, label in (("up", "upload"), ("down", "download")):
             a, b = median(getattr(wc, direction)), median(getattr(ws, direction))
             r = _ratio(a, b)
-            rows.append(
-                (
-                    f"(7) WAN {tag} {label} {args.wan_mib} MiB [MB/s]",
-                    _spread(getattr(wc, direction), ".1f"),
-                    "",
-                    _spread(getattr(ws, direction), ".1f"),
-                    "-",
-                    xr(r),
-                    "",
-                    ">= 0.95x",
-                    _verdict(r >= 0.95 if r else None),
-                )
+            other(
+                f"(7) WAN {tag} {label} {args.wan_mib} MiB [MB/s]",
+                _spread(getattr(wc, direction), ".1f"),
+                "",
+                _spread(getattr(ws, direction), ".1f"),
+                xr(r),
+                ">= 0.95x",
+                _verdict(r >= 0.95 if r else None),
             )
         a, b = (wc.rtt or {}).get("p50_us"), (ws.rtt or {}).get("p50_us")
         r = _ratio(a, b)
-        rows.append(
-            (
-                f"(7) WAN {tag} echo 64 B p50 [ms]",
-                _f(a / 1000 if a else None, ".2f"),
-                "",
-                _f(b / 1000 if b else None, ".2f"),
-                "-",
-                xr(r),
-                "",
-                "<= 1.05x",
-                _verdict(r <= 1.05 if r else None),
-            )
+        other(
+            f"(7) WAN {tag} echo 64 B p50 [ms]",
+            _f(a / 1000 if a else None, ".2f"),
+            "",
+            _f(b / 1000 if b else None, ".2f"),
+            xr(r),
+            "<= 1.05x",
+            _verdict(r <= 1.05 if r else None),
         )
 
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -1836,15 +1891,30 @@ def report(
     ]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     out.append(line)
-    ciphers = ", ".join(f"{mo.label}: {mo.cipher}" for mo in (cl, tu, ss) if mo.cipher)
+    ciphers = ", ".join(
+        f"{mo.label}: {mo.cipher}" for mo in modes.values() if mo.cipher and mo.name != "direct"
+    )
     out.append(f"negotiated cipher (send/recv): {ciphers}")
-    if not args.skip_tuned:
+    for mo in modes.values():
+        if mo.runtime:
+            out.append(f"{mo.label}: {mo.runtime}")
+    if "patched" in cols:
         out.append(
-            "* clawd tuned = the same open_tunnel with prototype patches in the forwarder process: "
+            f"{COLUMN_LABELS['patched']} = the clawd forwarder (same code) with a copy of asyncssh "
+            f"{asyncssh.__version__} patched by {', '.join(p.name for p in args.asyncssh_patch)} "
+            "first on sys.path"
+        )
+    if "uvloop" in cols:
+        out.append(f"{COLUMN_LABELS['uvloop']} = the clawd forwarder (same code, stock asyncssh) on uvloop")
+    if "tuned" in cols:
+        out.append(
+            "* clawd tuned = the same forwarder with prototype patches in its process: "
             + ", ".join(args.tune)
             + f"; for (3) the column is the in-process Supervisor; for (5) a TCP reachability poll of "
             f"the SSH port every {REACHABILITY_POLL_S:g} s during backoff."
         )
+    elif start.supervisor:
+        out.append(f"(3) in-process Supervisor (no interpreter start): {_spread(start.supervisor, '.3f')} s")
     if rec.stock_waits:
         out.append("(5) stock supervisor at sshd readiness: " + "; ".join(rec.stock_waits))
     if detect.clawd_reason or detect.ssh_reason:
@@ -1876,12 +1946,7 @@ def ssh_version() -> str:
 
 def run(args: argparse.Namespace) -> str:
     args.load_start = os.getloadavg()[0]  # a busy machine shows in every row: say so
-    modes = {
-        "clawd": Mode("clawd", "clawd"),
-        "tuned": Mode("tuned", "clawd tuned"),
-        "ssh": Mode("ssh", "OpenSSH ssh -L"),
-        "direct": Mode("direct", "direct TCP"),
-    }
+    modes = {c: Mode(c, COLUMN_LABELS[c].rstrip("*")) for c in COLUMNS}
     start, detect, rec, wan = StartResult(), DetectResult(), ReconnectResult(), WanResult()
     notes: list[str] = []
     with contextlib.ExitStack() as stack:
@@ -1900,19 +1965,31 @@ def run(args: argparse.Namespace) -> str:
         if "throughput" in args.phases:
             with contextlib.ExitStack() as fwd_stack:  # the forwarders are gone before phase (3)
                 p = bench_profile(sshd, target)
-                fwd: dict[str, Forwarder] = {"direct": Forwarder("direct", target, None, "-")}
-                fwd["clawd"] = fwd_stack.enter_context(clawd_forwarder("clawd", p, work / "home", []))
-                if not args.skip_tuned:
-                    fwd["tuned"] = fwd_stack.enter_context(
-                        clawd_forwarder("tuned", p, work / "home", list(args.tune))
+                fwd: dict[str, Forwarder] = {}
+                if "direct" in args.columns:
+                    fwd["direct"] = Forwarder("direct", target, None, "-")
+                home = work / "home"
+                if "clawd" in args.columns:
+                    fwd["clawd"] = fwd_stack.enter_context(clawd_forwarder("clawd", p, home, []))
+                if "patched" in args.columns:
+                    site = patched_asyncssh(work / "asyncssh-patched", args.asyncssh_patch)
+                    fwd["patched"] = fwd_stack.enter_context(
+                        clawd_forwarder("patched", p, home, [], pythonpath=site)
                     )
-                fwd["ssh"] = fwd_stack.enter_context(
-                    ssh_forwarder(sshd, args.cipher, target, work / "ssh-bulk.log")
-                )[0]
+                if "uvloop" in args.columns:
+                    fwd["uvloop"] = fwd_stack.enter_context(
+                        clawd_forwarder("uvloop", p, home, [], loop="uvloop")
+                    )
+                if "tuned" in args.columns:
+                    fwd["tuned"] = fwd_stack.enter_context(clawd_forwarder("tuned", p, home, list(args.tune)))
+                if "ssh" in args.columns:
+                    fwd["ssh"] = fwd_stack.enter_context(
+                        ssh_forwarder(sshd, args.cipher, target, work / "ssh-bulk.log")
+                    )[0]
                 for f in fwd.values():
                     if f.name != "direct" and args.cipher not in f.cipher:
                         raise RuntimeError(f"{f.name}: negotiated {f.cipher}, not {args.cipher}")
-                order = [modes[k] for k in ("direct", "ssh", "clawd", "tuned") if k in fwd]
+                order = [modes[k] for k in ("direct", "ssh", *FORWARDER_COLUMNS) if k in fwd]
                 measure_transfer(order, fwd, loadgen, sshd, args)
 
         if args.phases & {"start", "detect", "reconnect"}:
@@ -1950,6 +2027,51 @@ def run(args: argparse.Namespace) -> str:
 PHASES = ("throughput", "start", "detect", "reconnect", "wan")
 
 
+class SetupError(Exception):
+    """The run cannot be set up as asked (printed as is, exit status 2)."""
+
+
+def check_asyncssh_patchable(patches: list[Path]) -> None:
+    """Refuse early, before anything is started, when the patches cannot apply."""
+    if asyncssh.__version__ != ASYNCSSH_PATCH_VERSION:
+        raise SetupError(
+            f"the asyncssh patches are made against asyncssh {ASYNCSSH_PATCH_VERSION}, but asyncssh "
+            f"{asyncssh.__version__} is installed ({Path(asyncssh.__file__).parent}); run without the "
+            "'patched' column (--columns ...) or pass --asyncssh-patch files made for that version"
+        )
+    if shutil.which("patch") is None:
+        raise SetupError("the 'patched' column needs the patch program (apt-get install patch)")
+    for patch in patches:
+        if not patch.is_file():
+            raise SetupError(f"--asyncssh-patch: no such file: {patch}")
+
+
+def patched_asyncssh(dest: Path, patches: list[Path]) -> Path:
+    """Copies the installed asyncssh package to dest/asyncssh and applies `patches` there with
+    `patch -p1` (the installed package is not touched). Returns dest, the directory to put first
+    on a forwarder process's sys.path."""
+    check_asyncssh_patchable(patches)
+    shutil.copytree(
+        Path(asyncssh.__file__).parent, dest / "asyncssh", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for patch in patches:
+        done = subprocess.run(
+            ["patch", "-p1", "--batch", "--forward", "-d", str(dest), "-i", str(patch)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise SetupError(
+                f"{patch} does not apply to asyncssh {asyncssh.__version__}:\n{done.stdout}{done.stderr}"
+            )
+    found = re.search(r"__version__ = '([^']+)'", (dest / "asyncssh" / "version.py").read_text())
+    if not found or found.group(1) != ASYNCSSH_PATCH_VERSION:
+        raise SetupError(f"the patched copy in {dest} is not asyncssh {ASYNCSSH_PATCH_VERSION}")
+    names = ", ".join(p.name for p in patches)
+    say(f"asyncssh {ASYNCSSH_PATCH_VERSION} copied to {dest} and patched: {names}")
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--mib", type=int, default=256, help="MiB per bulk run (default 256)")
@@ -1969,7 +2091,26 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(TUNINGS),
         help="prototype patches for the 'clawd tuned' forwarder (default: all)",
     )
-    ap.add_argument("--skip-tuned", action="store_true", help="no 'clawd tuned' variant")
+    ap.add_argument(
+        "--skip-tuned", action="store_true", help="no 'clawd tuned' column (even if in --columns)"
+    )
+    ap.add_argument(
+        "--columns",
+        nargs="+",
+        choices=COLUMNS,
+        default=list(DEFAULT_COLUMNS),
+        help="forwarders to measure: clawd (stock), patched (clawd on a patched asyncssh copy), uvloop "
+        "(clawd on uvloop), tuned (clawd with the TUNINGS monkeypatches), ssh, direct "
+        f"(default: {' '.join(DEFAULT_COLUMNS)})",
+    )
+    ap.add_argument(
+        "--asyncssh-patch",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="a unified diff against asyncssh 2.24.1 (patch -p1 in the directory holding asyncssh/) for the "
+        f"'patched' column; repeatable, applied in order (default: {DATAPATH_PATCH.name})",
+    )
     ap.add_argument(
         "--only", nargs="*", choices=PHASES, default=list(PHASES), help="run only these phases (default: all)"
     )
@@ -1988,6 +2129,15 @@ def main(argv: list[str] | None = None) -> int:
         serve_in_ns_main(args.serve_in_ns)
         return 0
     args.phases = set(args.only)
+    args.asyncssh_patch = [p.resolve() for p in (args.asyncssh_patch or [DATAPATH_PATCH])]
+    args.columns = [c for c in COLUMNS if c in args.columns and not (c == "tuned" and args.skip_tuned)]
+    args.skip_tuned = "tuned" not in args.columns  # row (5)'s prototype poll goes with the column
+    try:
+        if "patched" in args.columns and "throughput" in args.phases:
+            check_asyncssh_patchable(args.asyncssh_patch)
+    except SetupError as exc:
+        print(f"tunnel_bench: {exc}", file=sys.stderr)
+        return 2
     if min(args.mib, args.runs, args.rtt_count, args.starts, args.detect_runs, args.reconnect_runs) < 1:
         ap.error("counts must be >= 1")
     if not SSHD.exists() or shutil.which("ssh") is None:
@@ -1996,7 +2146,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     t0 = time.monotonic()
-    text = run(args)
+    try:
+        text = run(args)
+    except SetupError as exc:
+        print(f"tunnel_bench: {exc}", file=sys.stderr)
+        return 2
     print(text)
     print(f"(whole run {time.monotonic() - t0:.0f} s)")
     return 0
