@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -29,11 +30,16 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--tag", default="now")
+    ap.add_argument("--loadgen", choices=("lean", "websockets"), default="lean")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "profiles"))
     args = ap.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= 2:  # as gateway_bench does: the gateway on one half, the load on the other
+        gb.GATEWAY_CPUS, gb.LOAD_CPUS = set(cpus[: len(cpus) // 2]), set(cpus[len(cpus) // 2 :])
+        os.sched_setaffinity(0, gb.GATEWAY_CPUS)
     with tempfile.TemporaryDirectory(prefix="clawd-gw-prof-") as tmp, contextlib.ExitStack() as stack:
         gw, ready = stack.enter_context(gb.clawd_gateway(Path(tmp) / "gw"))
         raw = Path(tmp) / "raw.txt"
@@ -49,6 +55,7 @@ def main() -> int:
                 clients=args.clients,
                 duration=args.duration,
                 warmup=0.5,
+                loadgen=args.loadgen,
             )
             c1 = gb.tree_cpu(gw.pid)
             prof.send_signal(2)

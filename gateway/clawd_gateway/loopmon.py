@@ -21,6 +21,9 @@ class LoopMonitor:
         self._lags: deque[float] = deque(maxlen=window)
         self._cpu: deque[tuple[float, float]] = deque(maxlen=window)
         self._task: asyncio.Task[None] | None = None
+        # The summary changes only when a sample lands (once a second), but every hello-ok and
+        # health call asks for it: sorting the window each time was a cost per handshake.
+        self._summary: dict[str, Any] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="clawd-loopmon")
@@ -40,9 +43,15 @@ class LoopMonitor:
             self._lags.append(max(0.0, (loop.time() - expected) * 1000))
             wall, cpu = time.monotonic(), time.process_time()
             self._cpu.append((wall - wall0, cpu - cpu0))
+            self._summary = None
             wall0, cpu0 = wall, cpu
 
     def summary(self) -> dict[str, Any]:
+        if self._summary is None:
+            self._summary = self._summarize()
+        return dict(self._summary)
+
+    def _summarize(self) -> dict[str, Any]:
         lags = sorted(self._lags)
         p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else 0.0
         mx = lags[-1] if lags else 0.0

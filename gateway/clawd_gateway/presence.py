@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import socket
 from dataclasses import dataclass, field
@@ -76,9 +77,14 @@ class ClientRecord:
         }
 
 
+@functools.cache
+def _host_facts() -> tuple[str, str]:
+    """Host name and platform: looked up once, not in every hello-ok."""
+    return socket.gethostname(), f"{platform.system().lower()} {platform.release()}"
+
+
 def self_entry(instance_id: str, started_ms: int, ip: str) -> dict[str, Any]:
-    host = socket.gethostname()
-    plat = f"{platform.system().lower()} {platform.release()}"
+    host, plat = _host_facts()
     return {
         "host": host,
         "ip": ip,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,12 @@ class Secret:
         """Length only: even two characters of a short password help a guesser."""
         return f"**** ({len(self.value)} chars)"
 
+    @cached_property
+    def _digest(self) -> bytes:
+        # Hashed once: every connect compares against it.
+        return hashlib.sha256(self.value.encode("utf-8")).digest()
+
     def matches(self, candidate: str) -> bool:
         """Constant-time: hash both sides first so the lengths leak nothing either."""
-        a = hashlib.sha256(self.value.encode("utf-8")).digest()
         b = hashlib.sha256(candidate.encode("utf-8", errors="surrogatepass")).digest()
-        return hmac.compare_digest(a, b)
+        return hmac.compare_digest(self._digest, b)

@@ -29,7 +29,6 @@ from .auth import AuthDenied, Authenticator, client_key
 from .bind import is_loopback
 from .errors import UserError
 from .http import RouteContext, origin_allowed, route
-from .identity import load_or_create_identity
 from .log import log
 from .loopmon import LoopMonitor
 from .methods import EVENTS, METHODS, MethodError
@@ -94,6 +93,10 @@ class Gateway:
         self.started_ms = _now_ms()
         self._t0 = time.monotonic()
         self._conns: dict[str, _Conn] = {}
+        # Authenticated clients, and the tracked ones among them (presence): every hello-ok
+        # carries presence and a client count, so neither may cost a walk over all sockets.
+        self._records: dict[str, ClientRecord] = {}
+        self._tracked: dict[str, ClientRecord] = {}
         self._preauth: Counter[str] = Counter()  # unauthenticated sockets per auth.client_key
         self._preauth_proxied = 0  # ... of which came through Serve/Funnel (capped at MAX_PREAUTH_PROXIED)
         self._servers: list[Server] = []
@@ -121,12 +124,15 @@ class Gateway:
         return int((time.monotonic() - self._t0) * 1000)
 
     def clients(self) -> list[ClientRecord]:
-        return [c.record for c in self._conns.values() if c.record is not None]
+        return list(self._records.values())
+
+    def client_count(self) -> int:
+        return len(self._records)
 
     def presence(self) -> list[dict[str, Any]]:
         ip = self.settings.bind.hosts[0]
         entries = [self_entry(self.instance_id, self.started_ms, ip)]
-        entries += [r.presence_entry() for r in self.clients() if r.tracked]
+        entries += [r.presence_entry() for r in self._tracked.values()]
         return entries
 
     def state_version(self) -> dict[str, int]:
@@ -137,6 +143,8 @@ class Gateway:
 
     def identity(self) -> dict[str, str]:
         if self._identity is None:
+            from .identity import load_or_create_identity  # cryptography: only when asked
+
             self._identity = load_or_create_identity(self.settings.state_dir)
         return dict(self._identity)
 
@@ -328,6 +336,8 @@ class Gateway:
         finally:
             self._release_preauth(conn)
             self._conns.pop(conn_id, None)
+            self._records.pop(conn_id, None)
+            self._tracked.pop(conn_id, None)
             for task in list(conn.calls):
                 task.cancel()
             self.nodes.detach(conn_id)
@@ -467,6 +477,9 @@ class Gateway:
         conn.ws.protocol.max_message_size = MAX_PAYLOAD_BYTES
         actions = machine.accept(self._hello(conn_id, record, machine.protocol or 4))
         conn.record = record
+        self._records[conn_id] = record
+        if record.tracked:
+            self._tracked[conn_id] = record
         self.nodes.attach(record, params)
         log(
             self.logger,

