@@ -260,3 +260,127 @@ def test_a_held_client_that_gives_up_is_dropped_at_once(make_loop):
         return held_before, held_after
 
     assert run_on(make_loop, main()) == (1, 0)
+
+
+async def _gateway_handshake(port: int, token: str) -> str:
+    """challenge -> connect -> hello-ok through the listener; "ok" or what went wrong."""
+    from websockets.asyncio.client import connect
+
+    from clawd_gateway.protocol import client as proto
+
+    machine = proto.ClientConnection(token=token, client_id="cli", client_mode="cli", platform="linux")
+    try:
+        async with connect(
+            f"ws://127.0.0.1:{port}", open_timeout=90, close_timeout=5, ping_interval=None, proxy=None
+        ) as ws:
+            while True:
+                for out in machine.receive(await asyncio.wait_for(ws.recv(), 90)):
+                    if isinstance(out, proto.SendText):
+                        await ws.send(out.text)
+                    elif isinstance(out, proto.HelloReceived):
+                        return "ok"
+                    elif isinstance(out, (proto.ConnectFailed, proto.ProtocolViolation)):
+                        return repr(out)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def test_held_clients_released_onto_a_slow_gateway_leg_all_get_through(gateway: Any) -> None:
+    """48 clients wait through an outage, then go to the gateway over a leg with 300 ms of round
+    trip. The gateway allows 32 unauthenticated sockets per address, and behind a tunnel they all
+    share 127.0.0.1: released by rate (16 per 100 ms, the first version), 300 ms in pre-auth per
+    client overflowed that and some got HTTP 503. Released by handshake slots, every one is
+    answered."""
+    from tests.support.relay import Relay
+
+    clients = 48
+    with Relay(gateway.port, delay_s=0.075) as slow:
+
+        async def main() -> list[str]:
+            listener = HeldListener(hold_s=120)
+            port = await listener.bind(0)
+
+            async def opener() -> tuple[Any, Any]:
+                return await asyncio.open_connection("127.0.0.1", slow.port)
+
+            try:
+                tasks = [asyncio.ensure_future(_gateway_handshake(port, gateway.token)) for _ in range(clients)]
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 60
+                while listener.held < clients:
+                    assert loop.time() < deadline, f"only {listener.held} of {clients} clients held"
+                    await asyncio.sleep(0.01)
+                listener.set_opener(opener, "slow gateway leg")
+                return list(await asyncio.gather(*tasks))
+            finally:
+                await listener.close()
+
+        results = run_on(asyncio.new_event_loop, main())
+    refused = [r for r in results if r != "ok"]
+    assert not refused, f"{len(refused)} of {clients} not answered: {sorted(set(refused))[:3]}"
+
+
+class _RecordingUpstream:
+    """An Attachable that keeps the client's Half, so the test can drive it directly."""
+
+    def __init__(self) -> None:
+        self.peer: Any = None
+        self.closed = False
+
+    def attach(self, peer: Half) -> Any:
+        self.peer = peer
+        return self
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def write_eof(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("make_loop", LOOPS)
+def test_an_eof_toward_a_client_that_just_reset_does_not_raise(make_loop: Any) -> None:
+    """Upstream EOF arriving for a client whose RST the loop has not read yet: the socket's
+    shutdown() fails with ENOTCONN. Before the fix that OSError escaped from the channel's
+    eof callback into asyncssh, which dropped the whole SSH connection and every other client
+    spliced over it (seen as empty echoes in the agent's outage test)."""
+
+    async def main() -> bool:
+        up = _RecordingUpstream()
+
+        async def opener() -> tuple[Any, Any]:
+            return up, up
+
+        listener = HeldListener(hold_s=10)
+        port = await listener.bind(0)
+        listener.set_opener(opener)
+        sock = socket.create_connection(("127.0.0.1", port))
+        try:
+            sock.sendall(b"hello")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while up.peer is None:
+                assert loop.time() < deadline, "the client was never spliced"
+                await asyncio.sleep(0.01)
+            # RST, then the upstream's EOF in the same loop iteration (no await in between).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+            up.peer.write_eof()  # must not raise
+            while not up.closed:  # the client is dropped, and its upstream closed
+                assert loop.time() < deadline, "the reset client was not dropped"
+                await asyncio.sleep(0.01)
+            return True
+        finally:
+            sock.close()
+            await listener.close()
+
+    assert run_on(make_loop, main())

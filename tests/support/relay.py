@@ -38,8 +38,10 @@ class Relay:
         target_host: str = "127.0.0.1",
         listen_host: str = "127.0.0.1",
         listen_port: int = 0,
+        delay_s: float = 0.0,
     ) -> None:
         self.target_host = target_host
+        self.delay_s = delay_s  # each chunk is passed on this much later, each way (a slow leg)
         self.target_port = target_port
         self.listen_host = listen_host
         self.port = listen_port
@@ -135,6 +137,8 @@ class Relay:
                 data = await reader.read(65536)
                 if not data:
                     break
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s)
                 # A chunk read just before freeze() is held here, not delivered, until thaw().
                 await self._flowing.wait()
                 writer.write(data)

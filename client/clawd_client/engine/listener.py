@@ -26,11 +26,19 @@ log = logging.getLogger("clawd.listener")
 
 RETRY_MIN_S = 0.1  # an opener that fails (e.g. the gateway restarting behind a live SSH link)
 RETRY_MAX_S = 1.0  # is retried with a short backoff until the hold deadline
-# Held connections go through in waves when a path comes back, not all in the same millisecond:
-# a gateway counts unauthenticated sockets per address (behind a tunnel they all share one), and
-# a herd of handshakes released at once after an outage would be refused there (HTTP 503).
-RELEASE_BURST = 16
-RELEASE_WINDOW_S = 0.1
+# Held connections are let through a few at a time when a path comes back. A gateway counts
+# unauthenticated sockets per address (behind a tunnel they all share one: OpenClaw's and ours
+# allow 32), so a herd of handshakes released at once after an outage is refused there (HTTP
+# 503). What must be bounded is how many released clients are *in their handshake at once*,
+# not a release rate: a rate (the first version: 16 per 100 ms) still overflowed the cap once
+# the gateway leg's round trip neared 200 ms, because each client then sat in pre-auth longer.
+# So a released client holds one of RELEASE_SLOTS until its upstream has answered twice, each
+# answer after the client spoke (the gateway: 101 + challenge, then the connect response, by
+# which time its pre-auth slot is free), or until it ends, or SLOT_MAX_S for protocols that
+# do not take turns. Clients that never had to wait take no slot.
+RELEASE_SLOTS = 16
+SLOT_TURNS = 2
+SLOT_MAX_S = 1.0
 
 
 class HeldListener:
@@ -46,8 +54,7 @@ class HeldListener:
         self.spliced = 0  # connections ever spliced through
         self._opener: Opener | None = None
         self._label = "upstream"
-        self._window_start = 0.0
-        self._window_count = 0
+        self._slots = asyncio.Semaphore(RELEASE_SLOTS)
         self._changed = asyncio.Event()
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -95,8 +102,9 @@ class HeldListener:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(changed.wait(), timeout)
 
-    async def _upstream(self) -> tuple[Any, Any] | None:
-        """An open upstream for one client, or None once its hold deadline has passed."""
+    async def _upstream(self) -> tuple[tuple[Any, Any], bool] | None:
+        """An open upstream for one client and whether it holds a release slot (it was held),
+        or None once its hold deadline has passed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.hold_s
         delay = RETRY_MIN_S
@@ -106,12 +114,14 @@ class HeldListener:
                 opener, changed = self._opener, self._changed
                 if opener is not None:
                     if holding:
-                        await self._pace()
+                        await self._slots.acquire()
                     try:
-                        return await opener()
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:
+                        return await opener(), holding
+                    except BaseException as exc:
+                        if holding:
+                            self._slots.release()
+                        if not isinstance(exc, Exception):
+                            raise
                         self.last_error = f"{self._label}: {describe(exc)}"
                         if self.on_open_failed is not None:
                             self.on_open_failed(self.last_error)
@@ -130,21 +140,31 @@ class HeldListener:
             if holding:
                 self.held -= 1
 
-    async def _pace(self) -> None:
-        """At most RELEASE_BURST previously held connections per RELEASE_WINDOW_S."""
-        loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            if now - self._window_start >= RELEASE_WINDOW_S:
-                self._window_start, self._window_count = now, 0
-            if self._window_count < RELEASE_BURST:
-                self._window_count += 1
-                return
-            await asyncio.sleep(self._window_start + RELEASE_WINDOW_S - now)
+    def _slot_releaser(self, client: _Client) -> Callable[[], None]:
+        """Frees a released client's slot once: after SLOT_TURNS answers, at SLOT_MAX_S, or at
+        its end, whichever comes first."""
+        freed = False
+
+        def free() -> None:
+            nonlocal freed
+            if not freed:
+                freed = True
+                timer.cancel()
+                client.on_turn = None
+                self._slots.release()
+
+        def on_turn(turns: int) -> None:
+            if turns >= SLOT_TURNS:
+                free()
+
+        timer = asyncio.get_running_loop().call_later(SLOT_MAX_S, free)
+        client.on_turn = on_turn
+        return free
 
     async def _handle(self, client: _Client) -> None:
         self._clients.add(client)
         up_writer: Any = None
+        free_slot: Callable[[], None] | None = None
         try:
             opening = asyncio.ensure_future(self._upstream())
             await asyncio.wait({opening, client.done}, return_when=asyncio.FIRST_COMPLETED)
@@ -153,11 +173,13 @@ class HeldListener:
                 with contextlib.suppress(asyncio.CancelledError):
                     await opening
                 return
-            up = opening.result()
-            if up is None:
+            opened = opening.result()
+            if opened is None:
                 self.expired += 1
                 return
-            up_reader, up_writer = up
+            (up_reader, up_writer), slotted = opened
+            if slotted:
+                free_slot = self._slot_releaser(client)
             self.spliced += 1
             self.active += 1
             try:
@@ -176,6 +198,8 @@ class HeldListener:
             finally:
                 self.active -= 1
         finally:
+            if free_slot is not None:
+                free_slot()
             self._clients.discard(client)
             client.close()
             if up_writer is not None:

@@ -115,6 +115,11 @@ class _Client(asyncio.Protocol):
         self._eof_out = False  # the upstream sent EOF to the client
         self._writable = asyncio.Event()
         self._writable.set()
+        # Turn taking, for the listener's release slots: an answer is upstream data that comes
+        # after the client spoke (the first answer counts whoever spoke first).
+        self.on_turn: Callable[[int], None] | None = None
+        self._turns = 0
+        self._client_spoke = True
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -124,6 +129,7 @@ class _Client(asyncio.Protocol):
         self._owner._spawn(self)
 
     def data_received(self, data: bytes) -> None:
+        self._client_spoke = True
         if self.peer is not None:
             self.peer.write(data)
         elif self.reader is not None:
@@ -171,15 +177,28 @@ class _Client(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
+        if self._client_spoke and self.on_turn is not None:
+            self._client_spoke = False
+            self._turns += 1
+            self.on_turn(self._turns)
 
     def write_eof(self) -> None:
         self._eof_out = True
         tr = self.transport
         if tr is not None and not tr.is_closing():
-            if tr.can_write_eof():
-                tr.write_eof()
-            else:
-                tr.close()
+            try:
+                if tr.can_write_eof():
+                    tr.write_eof()
+                else:
+                    tr.close()
+            except OSError:
+                # The client reset its socket and the loop has not read the RST yet: the
+                # transport still looks open, and its shutdown() fails (ENOTCONN). That client
+                # is gone; the error must not escape into the upstream's callback, where
+                # asyncssh would take it as a failure of the whole SSH connection and end every
+                # other client's channel with it.
+                self.close()
+                return
         self._maybe_done()
 
     def close(self) -> None:
