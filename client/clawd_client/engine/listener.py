@@ -36,7 +36,7 @@ RETRY_MAX_S = 1.0  # is retried with a short backoff until the hold deadline
 # answer after the client spoke (the gateway: 101 + challenge, then the connect response, by
 # which time its pre-auth slot is free), or until it ends, or SLOT_MAX_S for protocols that
 # do not take turns. Clients that never had to wait take no slot.
-RELEASE_SLOTS = 16
+RELEASE_SLOTS = 24  # of the 32 a gateway allows per address: room is left for clients that never waited
 SLOT_TURNS = 2
 SLOT_MAX_S = 1.0
 
