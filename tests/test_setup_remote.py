@@ -299,19 +299,13 @@ def test_dry_run_changes_nothing(tmp_path: Path, client_env: dict[str, str]) -> 
 
 # --- the key line is matched by key, not as a whole line ------------------------------------------
 
-_STUB_GATEWAY = (  # one write: the probe reads the answer with a single read
-    "import socket, sys\n"
-    "s = socket.create_server(('127.0.0.1', int(sys.argv[1])))\n"
-    "while True:\n"
-    "    c, _ = s.accept()\n"
-    "    c.recv(4096)\n"
-    "    c.sendall(b'HTTP/1.0 200 OK\\r\\nContent-Length: 11\\r\\n\\r\\n{\"ok\":true}')\n"
-    "    c.close()\n"
-)
+# Passed with -c: the account's system Python runs it, without access to the checkout.
+_STUB_GATEWAY = (Path(__file__).parent / "support" / "stub_gateway.py").read_text()
 
 
 def _stub_gateway(vps: Vps, port: int, tmp_path: Path) -> subprocess.Popen[bytes]:
-    """Something that answers the gateways' `GET /health` like one, its token in its environment."""
+    """Something that answers like a gateway (`GET /health`, the handshake, `health`), its token
+    in its environment: tests/support/stub_gateway.py."""
     proc = vps.popen(
         [SYSTEM_PY, "-c", _STUB_GATEWAY, str(port)],
         {"PATH": "/usr/bin:/bin", "OPENCLAW_GATEWAY_TOKEN": TOKEN}, tmp_path / f"stub-{port}.log",
@@ -330,10 +324,12 @@ def test_new_gateway_port_rewrites_our_line_and_undo_restores_the_file(
         old, new = free_port(), free_port()
         stubs = [_stub_gateway(vps, old, tmp_path), _stub_gateway(vps, new, tmp_path)]
         try:
-            _setup(vps, env, "--yes", "--remote-port", str(old))  # "up" may fail on the stub: no matter
+            first = _setup(vps, env, "--yes", "--remote-port", str(old))
+            assert first.returncode == 0, show(first)  # the stub answers the probe: the tunnel is healthy
             ours = [ln for ln in vps.authorized_keys.read_text().splitlines() if ln.endswith(" clawd-vps")]
             assert len(ours) == 1 and f'permitopen="127.0.0.1:{old}"' in ours[0]
-            _setup(vps, env, "--yes", "--remote-port", str(new))
+            second = _setup(vps, env, "--yes", "--remote-port", str(new))
+            assert second.returncode == 0, show(second)
             ours = [ln for ln in vps.authorized_keys.read_text().splitlines() if ln.endswith(" clawd-vps")]
             assert len(ours) == 1 and f'permitopen="127.0.0.1:{new}"' in ours[0], ours
             undo = clawd(["setup-remote", "--undo", "vps", "--yes"], env, timeout=60)
