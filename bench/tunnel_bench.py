@@ -84,20 +84,27 @@ REACHABILITY_POLL_S = 0.2  # the prototype's TCP-connect poll of the SSH port du
 RTT_ROUNDS = 4
 # The forwarder columns. All but "ssh" and "direct" run the same clawd forwarder (the agent's data
 # path, unchanged code) in its own process: "patched" with a patched copy of asyncssh first on its
-# sys.path (--asyncssh-patch), "uvloop" on uvloop's event loop, "tuned" with the monkeypatch
-# prototypes of TUNINGS (--tune).
-FORWARDER_COLUMNS = ("clawd", "patched", "uvloop", "tuned")
+# sys.path (--asyncssh-patch), "uvloop" on uvloop's event loop, "patched-uvloop" both, "tuned"
+# with the monkeypatch prototypes of TUNINGS (--tune).
+FORWARDER_COLUMNS = ("clawd", "patched", "uvloop", "patched-uvloop", "tuned")
 COLUMNS = (*FORWARDER_COLUMNS, "ssh", "direct")
 DEFAULT_COLUMNS = ("clawd", "patched", "uvloop", "ssh", "direct")
 COLUMN_LABELS = {
     "clawd": "clawd",
     "patched": "clawd+patched asyncssh",
     "uvloop": "clawd uvloop",
+    "patched-uvloop": "clawd+patched, uvloop",
     "tuned": "clawd tuned*",
     "ssh": "OpenSSH ssh -L",
     "direct": "direct TCP",
 }
-COLUMN_SHORT = {"clawd": "clawd", "patched": "patched", "uvloop": "uvloop", "tuned": "tuned"}
+COLUMN_SHORT = {
+    "clawd": "clawd",
+    "patched": "patched",
+    "uvloop": "uvloop",
+    "patched-uvloop": "patched+uv",
+    "tuned": "tuned",
+}
 ASYNCSSH_PATCH_VERSION = "2.24.1"  # the asyncssh release the bench/*.patch files are made against
 DATAPATH_PATCH = Path(__file__).resolve().parent / "asyncssh-2.24.1-datapath.patch"
 
@@ -1913,7 +1920,7 @@ def report(
     for mo in modes.values():
         if mo.runtime:
             out.append(f"{mo.label}: {mo.runtime}")
-    if "patched" in cols:
+    if {"patched", "patched-uvloop"} & set(cols):
         out.append(
             f"{COLUMN_LABELS['patched']} = the clawd forwarder (same code) with a copy of asyncssh "
             f"{asyncssh.__version__} patched by {', '.join(p.name for p in args.asyncssh_patch)} "
@@ -1921,6 +1928,8 @@ def report(
         )
     if "uvloop" in cols:
         out.append(f"{COLUMN_LABELS['uvloop']} = the clawd forwarder (same code, stock asyncssh) on uvloop")
+    if "patched-uvloop" in cols:
+        out.append(f"{COLUMN_LABELS['patched-uvloop']} = the patched-asyncssh forwarder on uvloop")
     if "tuned" in cols:
         out.append(
             "* clawd tuned = the same forwarder with prototype patches in its process: "
@@ -1986,11 +1995,13 @@ def run(args: argparse.Namespace) -> str:
                 home = work / "home"
                 if "clawd" in args.columns:
                     fwd["clawd"] = fwd_stack.enter_context(clawd_forwarder("clawd", p, home, []))
-                if "patched" in args.columns:
+                if "patched" in args.columns or "patched-uvloop" in args.columns:
                     site = patched_asyncssh(work / "asyncssh-patched", args.asyncssh_patch)
-                    fwd["patched"] = fwd_stack.enter_context(
-                        clawd_forwarder("patched", p, home, [], pythonpath=site)
-                    )
+                    for col, loop in (("patched", "asyncio"), ("patched-uvloop", "uvloop")):
+                        if col in args.columns:
+                            fwd[col] = fwd_stack.enter_context(
+                                clawd_forwarder(col, p, home, [], pythonpath=site, loop=loop)
+                            )
                 if "uvloop" in args.columns:
                     fwd["uvloop"] = fwd_stack.enter_context(
                         clawd_forwarder("uvloop", p, home, [], loop="uvloop")
@@ -2115,7 +2126,8 @@ def main(argv: list[str] | None = None) -> int:
         choices=COLUMNS,
         default=list(DEFAULT_COLUMNS),
         help="forwarders to measure: clawd (stock), patched (clawd on a patched asyncssh copy), uvloop "
-        "(clawd on uvloop), tuned (clawd with the TUNINGS monkeypatches), ssh, direct "
+        "(clawd on uvloop), patched-uvloop (both), tuned (clawd with the TUNINGS monkeypatches), ssh, "
+        "direct "
         f"(default: {' '.join(DEFAULT_COLUMNS)})",
     )
     ap.add_argument(
@@ -2148,7 +2160,7 @@ def main(argv: list[str] | None = None) -> int:
     args.columns = [c for c in COLUMNS if c in args.columns and not (c == "tuned" and args.skip_tuned)]
     args.skip_tuned = "tuned" not in args.columns  # row (5)'s prototype poll goes with the column
     try:
-        if "patched" in args.columns and "throughput" in args.phases:
+        if {"patched", "patched-uvloop"} & set(args.columns) and "throughput" in args.phases:
             check_asyncssh_patchable(args.asyncssh_patch)
     except SetupError as exc:
         print(f"tunnel_bench: {exc}", file=sys.stderr)
