@@ -13,8 +13,8 @@ one clawd-gateway process. Measured:
       over --runs (interleaved) and the CPU of the forwarding process per GiB;
   (2) round trip of a 64-byte echo, --rtt-count times through each (4 interleaved rounds, one
       connection per round, each echo checked byte for byte);
-  (3) start to healthy: `clawd connect` as a process (profile in a temp CLAWD_CONFIG_DIR, token in
-      OPENCLAW_GATEWAY_TOKEN) until it prints `healthy`, vs `ssh -f -N -L` followed by an
+  (3) start to healthy: `clawd connect` as a process (profile in a temp CLAWD_CONFIG_DIR, token in a
+      private Secret Service) until it prints `healthy`, vs `ssh -f -N -L` followed by an
       authenticated `health` call; also the in-process Supervisor alone;
   (4) detection of a silent drop (a frozen relay in front of sshd; keepalive 1 s x 3 on both sides):
       time until the supervisor leaves `healthy`, and until `ssh` (ServerAliveInterval=1,
@@ -59,6 +59,7 @@ if str(REPO) not in sys.path:
 
 import asyncssh  # noqa: E402
 import psutil  # noqa: E402
+from tests.support.keyring_session import secret_service_session  # noqa: E402
 from tests.support.relay import relay as relay_ctx  # noqa: E402
 from tests.support.sshd import SSHD, SshdServer  # noqa: E402
 from tests.support.supervisor import Watched, supervised  # noqa: E402
@@ -1162,14 +1163,30 @@ def clawd_cmd() -> list[str]:
 
 
 @contextlib.contextmanager
-def clawd_connect(profile: Profile, work: Path, tag: str) -> Iterator[tuple[int, float]]:
+def clawd_connect(
+    profile: Profile, work: Path, tag: str, keyring_env: dict[str, str]
+) -> Iterator[tuple[int, float]]:
     """`clawd connect NAME` as a real process (it starts the agent, which hosts the tunnel);
-    yields the agent's pid and start -> `healthy` seconds; stops both."""
+    yields the agent's pid and start -> `healthy` seconds; stops both. The gateway token is put
+    in the Secret Service of `keyring_env` with `clawd secret set` first (the agent reads
+    secrets from the OS keyring only, not from its environment)."""
     cfg, state, home = work / f"cfg-{tag}", work / f"state-{tag}", work / "home"
     for d in (cfg, state, home):
         d.mkdir(parents=True, exist_ok=True)
     ProfileStore(cfg / "profiles.json").add(profile, replace_existing=True)
-    env = clean_env(home, CLAWD_CONFIG_DIR=str(cfg), CLAWD_STATE_DIR=str(state), OPENCLAW_GATEWAY_TOKEN=TOKEN)
+    env = clean_env(home, CLAWD_CONFIG_DIR=str(cfg), CLAWD_STATE_DIR=str(state))
+    env.update({k: v for k, v in keyring_env.items() if k.startswith(("DBUS_", "PYTHON_KEYRING", "XDG_"))})
+    done = subprocess.run(
+        [*clawd_cmd(), "secret", "set", profile.name],
+        env=env,
+        cwd=work,
+        input=TOKEN + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"clawd secret set exited {done.returncode}: {done.stdout}{done.stderr}")
     lines: list[tuple[float, str]] = []
     healthy = threading.Event()
     t0 = time.monotonic()
@@ -1236,6 +1253,20 @@ def measure_start(
     res: StartResult, sshd: SshdServer, gw_port: int, work: Path, args: argparse.Namespace
 ) -> None:
     base = bench_profile(sshd, gw_port)
+    keyring = secret_service_session()  # a private D-Bus + unlocked gnome-keyring for the agent
+    with keyring as kr:
+        measure_start_runs(res, sshd, gw_port, work, args, base, kr.env)
+
+
+def measure_start_runs(
+    res: StartResult,
+    sshd: SshdServer,
+    gw_port: int,
+    work: Path,
+    args: argparse.Namespace,
+    base: Profile,
+    keyring_env: dict[str, str],
+) -> None:
     for i in range(args.starts):
         with ssh_background(sshd, gw_port, args.cipher) as (_, elapsed):
             res.ssh.append(elapsed)
@@ -1247,7 +1278,7 @@ def measure_start(
         say(f"start {i + 1}/{args.starts}: Supervisor (in-process) {res.supervisor[-1]:.3f} s")
         last = i == args.starts - 1
         profile = replace(base, name=f"bench{i}", local_port=free_port())
-        with clawd_connect(profile, work, str(i)) as (agent_pid, elapsed):
+        with clawd_connect(profile, work, str(i), keyring_env) as (agent_pid, elapsed):
             res.clawd_cli.append(elapsed)
             say(f"start {i + 1}/{args.starts}: clawd connect (process) {elapsed:.3f} s")
             if last and args.idle_seconds > 0:
@@ -1757,7 +1788,8 @@ def report(
             )
         )
 
-    for direction, label in (("up", "upload"), ("down", "download")):
+    bulk = "throughput" in args.phases
+    for direction, label in (("up", "upload"), ("down", "download")) if bulk else ():
         vals = {k: median(getattr(v, direction)) for k, v in modes.items()}
         row(
             f"(1) {label} {args.mib} MiB [MB/s]",
@@ -1799,7 +1831,7 @@ def report(
             "",
             None,
         )
-    for key, label in (("p50_us", "p50"), ("p99_us", "p99")):
+    for key, label in (("p50_us", "p50"), ("p99_us", "p99")) if bulk else ():
         us = {k: (mo.rtt or {}).get(key) for k, mo in modes.items()}
         is_p50 = key == "p50_us"
         row(
@@ -1916,7 +1948,8 @@ def report(
     ciphers = ", ".join(
         f"{mo.label}: {mo.cipher}" for mo in modes.values() if mo.cipher and mo.name != "direct"
     )
-    out.append(f"negotiated cipher (send/recv): {ciphers}")
+    if ciphers:
+        out.append(f"negotiated cipher (send/recv): {ciphers}")
     for mo in modes.values():
         if mo.runtime:
             out.append(f"{mo.label}: {mo.runtime}")
