@@ -104,11 +104,14 @@ def _held_echo(port: int, payload: bytes, out: dict[int, bytes], i: int) -> None
         out[i] = bytes(got)
 
 
-def test_connections_are_held_through_an_sshd_outage_byte_for_byte(client_env, sshd, gateway, echo):
-    env = client_env
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_connections_are_held_through_an_sshd_outage_byte_for_byte(client_env, sshd, gateway, echo, loop):
+    """On both event loops the agent can run on (uvloop when installed, the default then)."""
+    env = dict(client_env, CLAWD_LOOP=loop)
     gw_port = add_profile(env, sshd, gateway.port, "gw", token=gateway.token)
     echo_port = add_profile(env, sshd, echo.port, "echo")
     assert clawd(["up", "gw"], env).returncode == 0
+    assert json.loads(clawd(["status", "--json"], env).stdout)["agent"]["loop"] == loop
     assert clawd(["up", "echo", "--no-wait"], env).returncode == 0
     wait_state(lambda s: s.active_path == "ssh", "echo", what="the echo path up")
 
@@ -140,6 +143,12 @@ def test_connections_are_held_through_an_sshd_outage_byte_for_byte(client_env, s
     assert health.get("ok") is True
     st = wait_state(lambda s: s.state == "healthy", "gw", what="healthy again")
     assert st.held == 0 and st.reconnects >= 1
+
+
+def test_an_unknown_event_loop_choice_is_named(client_env):
+    r = clawd(["agent", "--foreground"], dict(client_env, CLAWD_LOOP="fast"), timeout=30)
+    assert r.returncode != 0 and "CLAWD_LOOP='fast': use auto, uvloop or asyncio" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_hold_zero_refuses_at_once_while_the_path_is_down(client_env, sshd, echo):

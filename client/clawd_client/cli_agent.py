@@ -119,7 +119,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if client is not None:
         with client:
             info = client.request("hello")["agent"]
-        print(f"clawd agent already running: pid {info['pid']}, socket {info['socket']}")
+        print(
+            f"clawd agent already running: pid {info['pid']}, socket {info['socket']}, "
+            f"{info.get('loop', 'asyncio')} loop"
+        )
         return EXIT_OK
     client, _pid = api.start_agent()
     with client:
