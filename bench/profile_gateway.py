@@ -39,7 +39,7 @@ def main() -> int:
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) >= 2:  # as gateway_bench does: the gateway on one half, the load on the other
         gb.GATEWAY_CPUS, gb.LOAD_CPUS = set(cpus[: len(cpus) // 2]), set(cpus[len(cpus) // 2 :])
-        os.sched_setaffinity(0, gb.GATEWAY_CPUS)
+        os.sched_setaffinity(0, gb.LOAD_CPUS)  # the gateway itself starts on GATEWAY_CPUS
     with tempfile.TemporaryDirectory(prefix="clawd-gw-prof-") as tmp, contextlib.ExitStack() as stack:
         gw, ready = stack.enter_context(gb.clawd_gateway(Path(tmp) / "gw"))
         raw = Path(tmp) / "raw.txt"
