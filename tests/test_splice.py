@@ -384,3 +384,41 @@ def test_an_eof_toward_a_client_that_just_reset_does_not_raise(make_loop: Any) -
             await listener.close()
 
     assert run_on(make_loop, main())
+
+
+@pytest.mark.parametrize("make_loop", LOOPS)
+@pytest.mark.parametrize("ending", ["eof", "close"])
+def test_bulk_chunks_then_the_end_in_one_callback_arrive_whole_and_in_order(make_loop: Any, ending: str) -> None:
+    """Bulk upstream chunks are batched into one send per loop pass; an EOF or close that comes in
+    the same callback must still follow every byte, never overtake the batch."""
+    chunks = [os.urandom(32 * 1024) for _ in range(5)] + [b"tail"]
+
+    async def main() -> bytes:
+        up = _RecordingUpstream()
+
+        async def opener() -> tuple[Any, Any]:
+            return up, up
+
+        listener = HeldListener(hold_s=10)
+        port = await listener.bind(0)
+        listener.set_opener(opener)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"go")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while up.peer is None:
+                assert loop.time() < deadline, "the client was never spliced"
+                await asyncio.sleep(0.01)
+            for chunk in chunks:  # one callback: no await in between
+                up.peer.write(chunk)
+            if ending == "eof":
+                up.peer.write_eof()
+            else:
+                up.peer.close()
+            return await asyncio.wait_for(reader.read(), 30)
+        finally:
+            writer.close()
+            await listener.close()
+
+    assert run_on(make_loop, main()) == b"".join(chunks)

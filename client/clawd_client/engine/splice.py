@@ -26,6 +26,7 @@ log = logging.getLogger("clawd.listener")
 CHUNK = 256 * 1024
 HIGH_WATER = 4 * CHUNK  # bytes queued toward a slow side before the other side is paused
 HELD_CAP = 64 * 1024  # bytes read from a held client before its reading is paused
+COALESCE_MIN = 16 * 1024  # upstream chunks this large are batched into one send() per loop pass
 
 
 class Reader(Protocol):
@@ -120,6 +121,7 @@ class _Client(asyncio.Protocol):
         self.on_turn: Callable[[int], None] | None = None
         self._turns = 0
         self._client_spoke = True
+        self._pending: list[bytes] | None = None  # upstream bulk data waiting for _flush
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -175,14 +177,31 @@ class _Client(asyncio.Protocol):
 
     # -- Half: what the upstream calls, toward the client --------------------------------------
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        tr = self.transport
+        if tr is not None and not tr.is_closing():
+            if self._pending is not None:
+                self._pending.append(data)
+            elif len(data) >= COALESCE_MIN:
+                # A bulk packet: more usually follow in the same upstream read (sshd sends
+                # 32 KiB packets, a read holds several). Send them with one syscall once this
+                # callback is done, instead of one send() per packet.
+                self._pending = [data]
+                asyncio.get_running_loop().call_soon(self._flush)
+            else:  # small and alone (an interactive reply): at once, no added latency
+                tr.write(data)
         if self._client_spoke and self.on_turn is not None:
             self._client_spoke = False
             self._turns += 1
             self.on_turn(self._turns)
 
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, None
+        tr = self.transport
+        if pending and tr is not None and not tr.is_closing():
+            tr.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
     def write_eof(self) -> None:
+        self._flush()
         self._eof_out = True
         tr = self.transport
         if tr is not None and not tr.is_closing():
@@ -202,6 +221,7 @@ class _Client(asyncio.Protocol):
         self._maybe_done()
 
     def close(self) -> None:
+        self._flush()
         self._eof_out = self._eof_in = True
         if self.transport is not None:
             self.transport.close()
