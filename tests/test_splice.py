@@ -285,7 +285,9 @@ async def _gateway_handshake(port: int, token: str) -> str:
         return f"{type(exc).__name__}: {exc}"
 
 
-def test_held_clients_released_onto_a_slow_gateway_leg_all_get_through(gateway: Any) -> None:
+def test_held_clients_released_onto_a_slow_gateway_leg_all_get_through(
+    gateway: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """48 clients wait through an outage, then go to the gateway over a leg with 300 ms of round
     trip. The gateway allows 32 unauthenticated sockets per address, and behind a tunnel they all
     share 127.0.0.1: released by rate (16 per 100 ms, the first version), 300 ms in pre-auth per
@@ -293,6 +295,11 @@ def test_held_clients_released_onto_a_slow_gateway_leg_all_get_through(gateway: 
     answered."""
     from tests.support.relay import Relay
 
+    from clawd_client.engine import listener as listener_module
+
+    # Slots must come back through the handshake's turns, not the 1 s fallback: a loaded CI box
+    # could let a slow handshake's fallback fire and blur what is being tested.
+    monkeypatch.setattr(listener_module, "SLOT_MAX_S", 60.0)
     clients = 48
     with Relay(gateway.port, delay_s=0.075) as slow:
 
@@ -422,3 +429,42 @@ def test_bulk_chunks_then_the_end_in_one_callback_arrive_whole_and_in_order(make
             await listener.close()
 
     assert run_on(make_loop, main()) == b"".join(chunks)
+
+
+def test_an_open_that_finishes_after_the_listener_closed_is_closed_too() -> None:
+    """`close()` while a held client's upstream is still opening: the open must not outlive the
+    listener (it would keep an SSH channel or a TCP connection with nobody behind it)."""
+
+    async def main() -> None:
+        entered, release = asyncio.Event(), asyncio.Event()
+        up = _RecordingUpstream()
+
+        async def slow_opener() -> tuple[Any, Any]:
+            entered.set()
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                await release.wait()  # an opener that finishes anyway, as some do
+            return up, up
+
+        listener = HeldListener(hold_s=30)
+        port = await listener.bind(0)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while listener.held < 1:
+                assert loop.time() < deadline, "the client was never held"
+                await asyncio.sleep(0.01)
+            listener.set_opener(slow_opener)
+            await asyncio.wait_for(entered.wait(), 30)
+            closing = asyncio.ensure_future(listener.close())
+            await asyncio.sleep(0)
+            release.set()
+            await asyncio.wait_for(closing, 30)
+            assert up.closed, "the upstream opened for a client that is gone was left open"
+            assert listener.held == 0
+        finally:
+            writer.close()
+
+    run_on(asyncio.new_event_loop, main())

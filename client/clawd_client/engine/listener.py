@@ -115,6 +115,14 @@ class HeldListener:
                 if opener is not None:
                     if holding:
                         await self._slots.acquire()
+                        # The queue for a slot can take a while: the path may have gone (or
+                        # changed) meanwhile, and the hold deadline still applies.
+                        opener, changed = self._opener, self._changed
+                        if opener is None or loop.time() >= deadline:
+                            self._slots.release()
+                            if opener is not None:
+                                return None
+                            continue
                     try:
                         return await opener(), holding
                     except BaseException as exc:
@@ -165,18 +173,19 @@ class HeldListener:
         self._clients.add(client)
         up_writer: Any = None
         free_slot: Callable[[], None] | None = None
+        opening = asyncio.ensure_future(self._upstream())
+        taken = False  # the open's result is ours to close (through up_writer / free_slot)
         try:
-            opening = asyncio.ensure_future(self._upstream())
             await asyncio.wait({opening, client.done}, return_when=asyncio.FIRST_COMPLETED)
             if not opening.done():  # the client gave up while held: stop waiting for it
                 opening.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await opening
+                await asyncio.wait({opening})  # an opener may finish anyway: then it is discarded
                 return
             opened = opening.result()
             if opened is None:
                 self.expired += 1
                 return
+            taken = True
             (up_reader, up_writer), slotted = opened
             if slotted:
                 free_slot = self._slot_releaser(client)
@@ -198,6 +207,12 @@ class HeldListener:
             finally:
                 self.active -= 1
         finally:
+            if not opening.done():  # this task was cancelled (listener.close) mid-open
+                opening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({opening})
+            if not taken:
+                self._discard(opening)
             if free_slot is not None:
                 free_slot()
             self._clients.discard(client)
@@ -205,6 +220,19 @@ class HeldListener:
             if up_writer is not None:
                 with contextlib.suppress(Exception):
                     up_writer.close()
+
+    def _discard(self, opening: asyncio.Future[tuple[tuple[Any, Any], bool] | None]) -> None:
+        """An upstream that was opened for a client no longer there: close it, free its slot."""
+        if not opening.done() or opening.cancelled() or opening.exception() is not None:
+            return
+        opened = opening.result()
+        if opened is None:
+            return
+        (_, writer), slotted = opened
+        with contextlib.suppress(Exception):
+            writer.close()
+        if slotted:
+            self._slots.release()
 
     async def close(self) -> None:
         """Unbind and end every connection, held or spliced."""

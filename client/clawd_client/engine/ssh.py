@@ -140,6 +140,11 @@ class _Splice(asyncssh.SSHTCPSession[bytes]):
         if self._peer is not None:
             self._peer.resume_reading()
 
+    def close(self) -> None:
+        """Close the channel: an open nobody was attached to (its client left) must not linger."""
+        if self._chan is not None:
+            self._chan.close()
+
     def attach(self, peer: Any) -> _ChannelHalf:
         assert self._chan is not None
         self._peer = peer
