@@ -24,6 +24,7 @@ import json
 import os
 import struct
 from dataclasses import dataclass
+from typing import cast
 
 from clawd_gateway.protocol import client as proto
 
@@ -124,9 +125,9 @@ class _Handshake(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.plan.request)
+        # (uvloop's transports implement asyncio.Transport without subclassing it)
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.plan.request)
 
     def _fail(self, why: str) -> None:
         if not self.done.done():
