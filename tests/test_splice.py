@@ -35,6 +35,27 @@ def run_on(make_loop: Callable[[], asyncio.AbstractEventLoop], coro: Any) -> Any
         loop.close()
 
 
+async def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Wait for a condition the test cannot await directly, under a deadline that names it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, what
+        await asyncio.sleep(0.01)
+
+
+async def _listener_onto(up: Any, hold_s: float = 10) -> tuple[HeldListener, int]:
+    """A bound listener whose path is up and opens `up` (an Attachable) for every client."""
+
+    async def opener() -> tuple[Any, Any]:
+        return up, up
+
+    listener = HeldListener(hold_s=hold_s)
+    port = await listener.bind(0)
+    listener.set_opener(opener)
+    return listener, port
+
+
 class EchoUpstream:
     """An Attachable that echoes what it is sent, with a small send buffer: it pauses the client
     side when more than `high` bytes wait, the way an SSH channel does when its window is shut."""
@@ -312,11 +333,7 @@ def test_held_clients_released_onto_a_slow_gateway_leg_all_get_through(
 
             try:
                 tasks = [asyncio.ensure_future(_gateway_handshake(port, gateway.token)) for _ in range(clients)]
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + 60
-                while listener.held < clients:
-                    assert loop.time() < deadline, f"only {listener.held} of {clients} clients held"
-                    await asyncio.sleep(0.01)
+                await _until(lambda: listener.held >= clients, f"{clients} clients held", 60)
                 listener.set_opener(opener, "slow gateway leg")
                 return list(await asyncio.gather(*tasks))
             finally:
@@ -363,28 +380,16 @@ def test_an_eof_toward_a_client_that_just_reset_does_not_raise(make_loop: Any) -
 
     async def main() -> bool:
         up = _RecordingUpstream()
-
-        async def opener() -> tuple[Any, Any]:
-            return up, up
-
-        listener = HeldListener(hold_s=10)
-        port = await listener.bind(0)
-        listener.set_opener(opener)
+        listener, port = await _listener_onto(up)
         sock = socket.create_connection(("127.0.0.1", port))
         try:
             sock.sendall(b"hello")
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 30
-            while up.peer is None:
-                assert loop.time() < deadline, "the client was never spliced"
-                await asyncio.sleep(0.01)
+            await _until(lambda: up.peer is not None, "the client was never spliced")
             # RST, then the upstream's EOF in the same loop iteration (no await in between).
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.close()
             up.peer.write_eof()  # must not raise
-            while not up.closed:  # the client is dropped, and its upstream closed
-                assert loop.time() < deadline, "the reset client was not dropped"
-                await asyncio.sleep(0.01)
+            await _until(lambda: up.closed, "the reset client was not dropped")  # nor its upstream closed
             return True
         finally:
             sock.close()
@@ -402,21 +407,11 @@ def test_bulk_chunks_then_the_end_in_one_callback_arrive_whole_and_in_order(make
 
     async def main() -> bytes:
         up = _RecordingUpstream()
-
-        async def opener() -> tuple[Any, Any]:
-            return up, up
-
-        listener = HeldListener(hold_s=10)
-        port = await listener.bind(0)
-        listener.set_opener(opener)
+        listener, port = await _listener_onto(up)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             writer.write(b"go")
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 30
-            while up.peer is None:
-                assert loop.time() < deadline, "the client was never spliced"
-                await asyncio.sleep(0.01)
+            await _until(lambda: up.peer is not None, "the client was never spliced")
             for chunk in chunks:  # one callback: no await in between
                 up.peer.write(chunk)
             if ending == "eof":
@@ -451,11 +446,7 @@ def test_an_open_that_finishes_after_the_listener_closed_is_closed_too() -> None
         port = await listener.bind(0)
         _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 30
-            while listener.held < 1:
-                assert loop.time() < deadline, "the client was never held"
-                await asyncio.sleep(0.01)
+            await _until(lambda: listener.held >= 1, "the client was never held")
             listener.set_opener(slow_opener)
             await asyncio.wait_for(entered.wait(), 30)
             closing = asyncio.ensure_future(listener.close())
